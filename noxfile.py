@@ -39,21 +39,42 @@ def demo(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Check style and imports with ruff."""
     session.install("ruff")
-    session.run("ruff", "check", "spectclf", "tests", "examples", "benchmarks",
-                "noxfile.py", *session.posargs)
+    session.run(
+        "ruff",
+        "check",
+        "spectclf",
+        "tests",
+        "examples",
+        "benchmarks",
+        "noxfile.py",
+        *session.posargs,
+    )
 
 
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
     """Build the HTML docs (warnings are errors) and run the example gallery."""
     _install(session, "docs")
-    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs",
-                "docs/_build/html", *session.posargs, env={"MPLBACKEND": "Agg"})
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+        env={"MPLBACKEND": "Agg"},
+    )
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Measure speed, memory and CV scores; writes benchmarks/results/."""
     _install(session, "bench")
-    session.run("python", "benchmarks/run_benchmarks.py", *session.posargs,
-                env={"MPLBACKEND": "Agg"})
+    session.run(
+        "python",
+        "benchmarks/run_benchmarks.py",
+        *session.posargs,
+        env={"MPLBACKEND": "Agg"},
+    )

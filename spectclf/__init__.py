@@ -1,12 +1,26 @@
 """spectclf: patient-safe staging of DaTscan SPECT volumes with scikit-learn estimators."""
 
+from spectclf.classifier import Spect3DClassifier
 from spectclf.datasets import load_demo, make_spect_phantoms, write_slice_folders
 from spectclf.io import load_slice_folders, load_volumes
+from spectclf.transforms import (
+    CenterCrop,
+    ColormapToIntensity,
+    IntensityNormalizer,
+    ToGrayscale,
+    VolumeResizer,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "CenterCrop",
+    "ColormapToIntensity",
+    "IntensityNormalizer",
+    "Spect3DClassifier",
+    "ToGrayscale",
+    "VolumeResizer",
     "load_demo",
     "load_slice_folders",
     "load_volumes",

@@ -13,8 +13,10 @@ def _demo(args) -> int:
 
     data = load_demo(args.data_home, verbose=1)
     counts = {int(s): int(n) for s, n in zip(*np.unique(data.y, return_counts=True))}
-    print(f"demo cohort: {len(data.y)} patients, per stage {counts}, "
-          f"volume shape {data.X.shape[1:]}")
+    print(
+        f"demo cohort: {len(data.y)} patients, per stage {counts}, "
+        f"volume shape {data.X.shape[1:]}"
+    )
     return 0
 
 

@@ -190,8 +190,11 @@ def _stack(
     channels = Counter(v.shape[0] for v in volumes)
     if len(channels) > 1:
         common = channels.most_common(1)[0][0]
-        odd = [f"{p} ({v.shape[0]})" for p, v in zip(patients, volumes, strict=True)
-               if v.shape[0] != common]
+        odd = [
+            f"{p} ({v.shape[0]})"
+            for p, v in zip(patients, volumes, strict=True)
+            if v.shape[0] != common
+        ]
         raise SpectDataError(
             f"Mixed channel counts: most patients have {common} channel(s), but "
             f"these differ: {', '.join(odd)}."
@@ -199,8 +202,11 @@ def _stack(
     shapes = Counter(v.shape[1:] for v in volumes)
     if len(shapes) > 1:
         common = shapes.most_common(1)[0][0]
-        odd = [f"{p} {v.shape[1:]}" for p, v in zip(patients, volumes, strict=True)
-               if v.shape[1:] != common]
+        odd = [
+            f"{p} {v.shape[1:]}"
+            for p, v in zip(patients, volumes, strict=True)
+            if v.shape[1:] != common
+        ]
         raise SpectDataError(
             f"Patients differ in volume shape (slices, height, width): most are "
             f"{common}, but these are not: {', '.join(odd)}. Pass "
@@ -227,8 +233,9 @@ def _stage_dirs(root: Path, stage_map, problems: _Problems) -> list[tuple[int, P
     if not root.is_dir():
         raise SpectDataError(f"Data folder {root} does not exist or is not a folder.")
     out = []
-    for d in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p:
-                    natural_key(p.name)):
+    for d in sorted(
+        (p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)
+    ):
         if d.name.startswith("."):
             continue
         try:
@@ -315,7 +322,9 @@ def load_slice_folders(
     problems = _Problems(on_error)
     records = []
     for stage, stage_dir in _stage_dirs(root, stage_map, problems):
-        for patient_dir in sorted(stage_dir.iterdir(), key=lambda p: natural_key(p.name)):
+        for patient_dir in sorted(
+            stage_dir.iterdir(), key=lambda p: natural_key(p.name)
+        ):
             if patient_dir.is_dir() and not patient_dir.name.startswith("."):
                 records.append((stage, patient_dir.name, patient_dir))
     _check_unique_patients(records)
@@ -323,8 +332,11 @@ def load_slice_folders(
     volumes, stages, patients, paths, slice_paths = [], [], [], [], []
     for i, (stage, pid, pdir) in enumerate(records):
         files = sorted(
-            (f for f in pdir.iterdir()
-             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS),
+            (
+                f
+                for f in pdir.iterdir()
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+            ),
             key=lambda f: natural_key(f.name),
         )
         if not files:
@@ -341,8 +353,11 @@ def load_slice_folders(
         if len({s.shape for s in slices}) > 1:
             sizes = Counter(s.shape[1:] for s in slices)
             common = sizes.most_common(1)[0][0]
-            odd = [f.name for f, s in zip(files, slices, strict=True)
-                   if s.shape[1:] != common]
+            odd = [
+                f.name
+                for f, s in zip(files, slices, strict=True)
+                if s.shape[1:] != common
+            ]
             problems.report(
                 f"Patient {pid!r} ({pdir}): slices differ in size; most are "
                 f"{common[1]}x{common[0]} pixels but not {', '.join(odd)}."
@@ -363,7 +378,11 @@ def load_slice_folders(
         )
     X = _stack(volumes, patients, target_shape)
     return _bunch(
-        X, stages, patients, paths, problems.skipped,
+        X,
+        stages,
+        patients,
+        paths,
+        problems.skipped,
         f"{len(patients)} patients from slice folders under {root} (color={color!r}).",
         slice_paths=slice_paths,
     )
@@ -523,8 +542,12 @@ def load_volumes(
             for entry in sorted(stage_dir.iterdir(), key=lambda p: natural_key(p.name)):
                 if entry.name.startswith("."):
                     continue
-                pid = re.sub(r"(\.nii\.gz|\.nii|\.npy|\.dcm)$", "", entry.name,
-                             flags=re.IGNORECASE)
+                pid = re.sub(
+                    r"(\.nii\.gz|\.nii|\.npy|\.dcm)$",
+                    "",
+                    entry.name,
+                    flags=re.IGNORECASE,
+                )
                 records.append((stage, pid, entry))
         source = f"folders under {root}"
     _check_unique_patients(records)
@@ -544,5 +567,11 @@ def load_volumes(
     if not volumes:
         raise SpectDataError(f"No patient volumes found in {source}.")
     X = _stack(volumes, patients, target_shape)
-    return _bunch(X, stages, patients, paths, problems.skipped,
-                  f"{len(patients)} patient volumes from {source}.")
+    return _bunch(
+        X,
+        stages,
+        patients,
+        paths,
+        problems.skipped,
+        f"{len(patients)} patient volumes from {source}.",
+    )

@@ -30,10 +30,16 @@ def test_putamen_sbr_falls_strictly_with_stage():
     assert all(a > b for a, b in zip(means, means[1:], strict=False)), means
     # stage 1 is one-sided: the hemisphere opposite the symptoms has lost more
     s1 = d.y == 1
-    contra = np.where(d.symptom_side[s1] == "left", d.sbr["right_putamen_posterior"][s1],
-                      d.sbr["left_putamen_posterior"][s1])
-    ipsi = np.where(d.symptom_side[s1] == "left", d.sbr["left_putamen_posterior"][s1],
-                    d.sbr["right_putamen_posterior"][s1])
+    contra = np.where(
+        d.symptom_side[s1] == "left",
+        d.sbr["right_putamen_posterior"][s1],
+        d.sbr["left_putamen_posterior"][s1],
+    )
+    ipsi = np.where(
+        d.symptom_side[s1] == "left",
+        d.sbr["left_putamen_posterior"][s1],
+        d.sbr["right_putamen_posterior"][s1],
+    )
     assert (contra < ipsi).all()
     # caudate is spared early and lost late
     caud = [d.sbr["left_caudate"][d.y == s].mean() for s in (1, 2, 3, 4)]

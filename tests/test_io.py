@@ -53,7 +53,12 @@ def test_natural_key_and_stage_names():
     names = ["s10.png", "s9.png", "S1.png", "s100.png"]
     assert sorted(names, key=natural_key) == ["S1.png", "s9.png", "s10.png", "s100.png"]
     assert [parse_stage(n) for n in ["stage_3", "Stage4", "2", "HY1", "hy 2"]] == [
-        3, 4, 2, 1, 2]
+        3,
+        4,
+        2,
+        1,
+        2,
+    ]
     assert parse_stage("mild", {"mild": 1}) == 1
     with pytest.raises(SpectDataError, match="controls"):
         parse_stage("controls")
@@ -164,8 +169,10 @@ def test_load_volumes_folder_manifest_and_errors(tmp_path, small_phantoms):
         if i % 2:
             np.save(stage_dir / f"{d.groups[i]}.npy", d.X[i, 0])
         else:
-            nib.save(nib.Nifti1Image(d.X[i, 0], np.eye(4)),
-                     stage_dir / f"{d.groups[i]}.nii.gz")
+            nib.save(
+                nib.Nifti1Image(d.X[i, 0], np.eye(4)),
+                stage_dir / f"{d.groups[i]}.nii.gz",
+            )
     data = load_volumes(tmp_path / "vols")
     assert data.X.shape == (4, 1, 12, 24, 24)
     np.testing.assert_allclose(data.X, d.X[:4], rtol=1e-6)
@@ -203,8 +210,9 @@ def test_load_volumes_dicom_series(tmp_path):
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         meta.MediaStorageSOPClassUID = generate_uid()
         meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds = FileDataset(str(series / f"im{k}.dcm"), {}, file_meta=meta,
-                         preamble=b"\0" * 128)
+        ds = FileDataset(
+            str(series / f"im{k}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128
+        )
         ds.InstanceNumber = k + 1
         ds.Rows, ds.Columns = 6, 6
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"

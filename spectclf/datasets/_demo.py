@@ -29,8 +29,7 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
     """Folder for cached demo data: ``data_home``, ``$SPECTCLF_DATA`` or
     ``~/.cache/spectclf``."""
     if data_home is None:
-        data_home = os.environ.get("SPECTCLF_DATA",
-                                   Path.home() / ".cache" / "spectclf")
+        data_home = os.environ.get("SPECTCLF_DATA", Path.home() / ".cache" / "spectclf")
     path = Path(data_home).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -77,8 +76,11 @@ def load_demo(
         As :func:`~spectclf.load_slice_folders`, plus ``root`` (the slice folders).
     """
     params = dict(DEMO_PARAMS)
-    for key, value in (("n_per_stage", n_per_stage), ("shape", shape),
-                       ("random_state", random_state)):
+    for key, value in (
+        ("n_per_stage", n_per_stage),
+        ("shape", shape),
+        ("random_state", random_state),
+    ):
         if value is not None:
             params[key] = list(value) if key != "random_state" else int(value)
     root = get_data_home(data_home) / _params_key(params)
@@ -86,19 +88,26 @@ def load_demo(
     if not marker.is_file():
         if verbose:
             print(f"[spectclf] generating demo cohort in {root}", flush=True)
-        phantoms = make_spect_phantoms(params["n_per_stage"], shape=params["shape"],
-                                       random_state=params["random_state"])
+        phantoms = make_spect_phantoms(
+            params["n_per_stage"],
+            shape=params["shape"],
+            random_state=params["random_state"],
+        )
         # write next to the target, then rename: a crash never leaves half a cache
         tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-demo-"))
-        write_slice_folders(phantoms.X, phantoms.y, phantoms.groups, tmp,
-                            colormap=params["colormap"])
+        write_slice_folders(
+            phantoms.X, phantoms.y, phantoms.groups, tmp, colormap=params["colormap"]
+        )
         (tmp / "spectclf-demo.json").write_text(json.dumps(params, indent=2))
         if root.exists():
             shutil.rmtree(root)
         tmp.rename(root)
-    data = load_slice_folders(root, color=color, colormap=params["colormap"],
-                              verbose=verbose)
+    data = load_slice_folders(
+        root, color=color, colormap=params["colormap"], verbose=verbose
+    )
     data.root = str(root)
-    data.DESCR = (f"spectclf demo cohort ({_params_key(params)}): synthetic "
-                  "DaTscan-like phantoms rendered with the 'hot' colormap.")
+    data.DESCR = (
+        f"spectclf demo cohort ({_params_key(params)}): synthetic "
+        "DaTscan-like phantoms rendered with the 'hot' colormap."
+    )
     return data

@@ -64,7 +64,9 @@ def _render_patient(
     act[ellipsoid_mask(q, *s["brain"])] = 1.0  # brain background = reference level
     for side, sign in (("right", -1.0), ("left", 1.0)):
         c, a = s["caudate"]
-        act[ellipsoid_mask(q, (c[0], c[1], sign * c[2]), a)] = 1.0 + sbr[f"{side}_caudate"]
+        act[ellipsoid_mask(q, (c[0], c[1], sign * c[2]), a)] = (
+            1.0 + sbr[f"{side}_caudate"]
+        )
         c, a = s["putamen"]
         mask = ellipsoid_mask(q, (c[0], c[1], sign * c[2]), a)
         # anterior -> posterior gradient along the putamen's long (AP) axis
@@ -166,17 +168,25 @@ def make_spect_phantoms(
             for hemi in ("left", "right"):
                 # symptoms on one side come from the opposite hemisphere
                 role = "ipsi" if hemi == side else "contra"
-                sbr[f"{hemi}_caudate"] = HEALTHY_SBR["caudate"] * base * (
-                    1 - _loss(f"{role}_caudate", severity))
+                sbr[f"{hemi}_caudate"] = (
+                    HEALTHY_SBR["caudate"]
+                    * base
+                    * (1 - _loss(f"{role}_caudate", severity))
+                )
                 for part in ("anterior", "posterior"):
                     sbr[f"{hemi}_putamen_{part}"] = HEALTHY_SBR[f"putamen_{part}"] * (
-                        base * (1 - _loss(f"{role}_putamen_{part}", severity)))
+                        base * (1 - _loss(f"{role}_putamen_{part}", severity))
+                    )
             pose = _rotation(rng.normal(0, 4), rng.normal(0, 4))
             vol = _render_patient(
-                shape, sbr,
+                shape,
+                sbr,
                 scale=float(rng.normal(1.0, 0.04)),
                 offset=rng.normal(0, 0.03, size=3).astype(np.float32),
-                rotation=pose, fwhm=fwhm, counts=counts, rng=rng,
+                rotation=pose,
+                fwhm=fwhm,
+                counts=counts,
+                rng=rng,
             )
             X.append(vol[None])
             y.append(stage)
@@ -186,7 +196,8 @@ def make_spect_phantoms(
             severities.append(severity)
     sbr_arrays = {k: np.array([r[k] for r in sbr_rows]) for k in sbr_rows[0]}
     sbr_arrays["mean_putamen"] = np.mean(
-        [sbr_arrays[k] for k in sbr_arrays if "putamen" in k], axis=0)
+        [sbr_arrays[k] for k in sbr_arrays if "putamen" in k], axis=0
+    )
     return Bunch(
         X=np.stack(X),
         y=np.asarray(y, dtype=np.int64),
@@ -243,7 +254,8 @@ def write_slice_folders(
         raise ValueError(f"X must be (n, D, H, W) or (n, 1, D, H, W), got {X.shape}")
     if not (len(X) == len(y) == len(groups)):
         raise ValueError(
-            f"X, y and groups differ in length: {len(X)}, {len(y)}, {len(groups)}")
+            f"X, y and groups differ in length: {len(X)}, {len(y)}, {len(groups)}"
+        )
     from PIL import Image
 
     lut = colormap_lut(colormap)

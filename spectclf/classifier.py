@@ -1,0 +1,584 @@
+"""``Spect3DClassifier``: a 3-D CNN behind the scikit-learn classifier contract.
+
+The estimator is a thin scikit-learn class that validates its input, encodes labels,
+holds out whole patients for validation and then builds and trains a skorch
+``NeuralNetClassifier`` in ``fit``. Wrapping (rather than subclassing skorch) keeps
+``__init__`` free of logic and lets every scikit-learn estimator check pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+
+from spectclf.augment import resolve_augment
+from spectclf.model_selection import (
+    GroupedValidSplit,
+    _warn_ungrouped,
+    grouped_train_valid_split,
+)
+from spectclf.nets import get_module
+
+__all__ = ["Spect3DClassifier"]
+
+#: Prefixes routed to skorch, as in ``module__width=8`` or ``optimizer__betas=...``.
+ROUTED_PREFIXES = (
+    "module__",
+    "optimizer__",
+    "criterion__",
+    "iterator_train__",
+    "iterator_valid__",
+    "callbacks__",
+)
+
+_OPTIMIZERS = {
+    "adamw": torch.optim.AdamW,
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+}
+
+
+class _SpectNet(NeuralNetClassifier):
+    """skorch net that augments training batches and can run bf16 / channels-last."""
+
+    def __init__(
+        self,
+        *args,
+        augmenter=None,
+        augment_seed=0,
+        precision="fp32",
+        channels_last=False,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.augmenter = augmenter
+        self.augment_seed = augment_seed
+        self.precision = precision
+        self.channels_last = channels_last
+
+    def _augment_generator(self) -> torch.Generator:
+        gen = getattr(self, "_aug_gen", None)
+        if gen is None:
+            gen = self._aug_gen = torch.Generator().manual_seed(int(self.augment_seed))
+        return gen
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        if self.augmenter is not None:
+            Xi = self.augmenter(
+                to_tensor(Xi, device=self.device), generator=self._augment_generator()
+            )
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def infer(self, x, **fit_params):
+        x = to_tensor(x, device=self.device)
+        if self.channels_last and x.ndim == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        device_type = torch.device(self.device).type
+        with torch.autocast(
+            device_type=device_type,
+            dtype=torch.bfloat16,
+            enabled=self.precision == "bf16",
+        ):
+            out = self.module_(x, **fit_params)
+        return out.float()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_aug_gen", None)  # torch generators do not pickle
+        return state
+
+
+class Spect3DClassifier(ClassifierMixin, BaseEstimator):
+    """3-D CNN classifier for SPECT volumes with the scikit-learn API.
+
+    Parameters
+    ----------
+    module : str or torch.nn.Module class, default="resnet3d"
+        Network: a name from :func:`spectclf.nets.available_modules` (``"resnet3d"``,
+        ``"seed_cnn"``, ``"monai_resnet10"``...) or a module class. It is built with
+        ``in_channels``, ``n_classes`` (and ``input_shape`` when it accepts one) plus
+        every ``module__*`` parameter.
+    max_epochs : int, default=30
+        Training epochs (fewer with early stopping).
+    lr : float, default=1e-3
+        Learning rate.
+    batch_size : int, default=8
+        Volumes per batch.
+    optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
+        Optimizer; further options as ``optimizer__*`` (e.g. ``optimizer__momentum``).
+    weight_decay : float, default=1e-3
+        Weight decay of the optimizer.
+    lr_schedule : {"cosine", None}, default="cosine"
+        Cosine annealing of the learning rate over ``max_epochs``, or a constant rate.
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the cross-entropy loss per class; ``"balanced"`` weights classes
+        inversely to their frequency (helps the rare stage 4); a dict maps labels to
+        weights.
+    augment : bool, dict or VolumeAugmenter, default=True
+        On-the-fly augmentation of training batches (never at predict time); see
+        :class:`spectclf.augment.VolumeAugmenter`. A dict sets strengths.
+    valid_size : float or None, default=None
+        Fraction of *patients* held out for validation (per-epoch ``valid_loss`` and
+        ``valid_acc`` in ``history_``). Patients come from ``fit(..., groups=...)``;
+        without groups each row counts as its own patient. None: no validation, unless
+        ``early_stopping`` asks for it (then 0.2).
+    early_stopping : bool, default=False
+        Stop when ``valid_loss`` has not improved for ``n_iter_no_change`` epochs and
+        restore the best weights.
+    n_iter_no_change : int, default=5
+        Patience of early stopping.
+    precision : {"fp32", "bf16"}, default="fp32"
+        ``"bf16"`` runs forward passes under bfloat16 autocast (faster on CPUs with
+        AVX-512 bf16 and on recent GPUs).
+    channels_last : bool, default=False
+        Use the ``channels_last_3d`` memory format.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        ``"auto"`` takes CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, shuffling, dropout, augmentation and the validation split; the
+        same integer gives identical predictions on the CPU.
+    verbose : int, default=0
+        0 silent, 1 per-epoch table, 2 table and progress bar.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra skorch callbacks (copied, never modified).
+    **kwargs
+        Routed parameters with the prefixes ``module__``, ``optimizer__``,
+        ``criterion__``, ``iterator_train__``, ``iterator_valid__``, ``callbacks__``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, as given in ``y``.
+    n_features_in_ : int
+        Size of the second axis of ``X`` as given.
+    input_shape_ : tuple
+        ``(C, D, H, W)`` the network was trained on.
+    net_ : skorch.NeuralNetClassifier
+        The trained skorch net.
+    module_ : torch.nn.Module
+        The trained network.
+    history_ : skorch.History
+        Per-epoch ``train_loss`` (and ``valid_loss``, ``valid_acc``), ``dur``.
+    valid_groups_ : ndarray or None
+        Patients held out for validation.
+
+    See Also
+    --------
+    spectclf.nets.ResNet3D : the default network.
+    spectclf.PatientStratifiedGroupKFold : patient-grouped cross-validation.
+
+    Notes
+    -----
+    Inputs are ``(n, D, H, W)`` (one channel is added) or ``(n, C, D, H, W)``; 2-D input
+    ``(n, f)`` is read as ``(n, 1, 1, 1, f)`` and ``(n, H, W)`` as single slices, so
+    scikit-learn's generic checks and slice-level data both work.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectclf import Spect3DClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(20, 1, 8, 16, 16)).astype("float32")
+    >>> y = np.repeat([1, 2], 10); X[y == 2] += 1.0
+    >>> clf = Spect3DClassifier(max_epochs=5, module__width=4, random_state=0)
+    >>> clf.fit(X, y).predict(X[:3])
+    array([1, 1, 1])
+    """
+
+    def __init__(
+        self,
+        *,
+        module="resnet3d",
+        max_epochs: int = 30,
+        lr: float = 1e-3,
+        batch_size: int = 8,
+        optimizer="adamw",
+        weight_decay: float = 1e-3,
+        lr_schedule: str | None = "cosine",
+        class_weight=None,
+        augment=True,
+        valid_size: float | None = None,
+        early_stopping: bool = False,
+        n_iter_no_change: int = 5,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+        callbacks=None,
+        **kwargs,
+    ):
+        self.module = module
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.class_weight = class_weight
+        self.augment = augment
+        self.valid_size = valid_size
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
+        self.precision = precision
+        self.channels_last = channels_last
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        # Routed names (module__width...) are not attributes of their own: scikit-learn
+        # allows only declared parameters as public attributes. They live in one
+        # private dict and are reported by get_params like any parameter.
+        self._routed = dict(kwargs)
+
+    # -- parameters ---------------------------------------------------------------
+    def _routed_params(self) -> dict[str, Any]:
+        return dict(self.__dict__.get("_routed", {}))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameters, including routed ones such as ``module__width``."""
+        params = super().get_params(deep=deep)
+        params.update(self._routed_params())
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``module__*``, ``optimizer__*``... are accepted as well."""
+        # whatever __init__ accepted, set_params accepts; fit validates routed names
+        known = self._routed_params()
+        routed = {
+            k: v
+            for k, v in params.items()
+            if k.startswith(ROUTED_PREFIXES) or k in known
+        }
+        plain = {k: v for k, v in params.items() if k not in routed}
+        valid = set(self._get_param_names())
+        for key in plain:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid | set(routed), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"Invalid parameter {key!r} for Spect3DClassifier.{hint} Valid "
+                    f"parameters are {sorted(valid)} and names starting with "
+                    f"{', '.join(ROUTED_PREFIXES)}."
+                )
+        if routed:
+            self._routed = {**self._routed_params(), **routed}
+        if plain:
+            super().set_params(**plain)
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # -- validation ---------------------------------------------------------------
+    def _check_params(self) -> None:
+        def positive_int(name):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+        for name in ("max_epochs", "batch_size", "n_iter_no_change"):
+            positive_int(name)
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, (int, float, np.number))
+                or value < 0
+                or (name == "lr" and value == 0)
+            ):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.lr_schedule not in ("cosine", None):
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}"
+            )
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(
+                f"precision must be 'fp32' or 'bf16', got {self.precision!r}"
+            )
+        if self.valid_size is not None and not 0 < self.valid_size < 1:
+            raise ValueError(
+                f"valid_size must be None or in (0, 1), got {self.valid_size!r}"
+            )
+        if not (
+            self.class_weight is None
+            or self.class_weight == "balanced"
+            or isinstance(self.class_weight, dict)
+        ):
+            raise ValueError(
+                "class_weight must be None, 'balanced' or a dict, got "
+                f"{self.class_weight!r}"
+            )
+        if isinstance(self.optimizer, str) and self.optimizer not in _OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {sorted(_OPTIMIZERS)} or a "
+                f"torch optimizer class, got {self.optimizer!r}"
+            )
+        for key in self._routed_params():
+            if not key.startswith(ROUTED_PREFIXES):
+                close = difflib.get_close_matches(key, self._get_param_names(), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"Unknown parameter {key!r} for Spect3DClassifier."
+                    f"{hint} Routed names start with one of "
+                    f"{ROUTED_PREFIXES}."
+                )
+
+    def _resolve_device(self) -> str:
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} but CUDA is not available; use "
+                "device='cpu' or 'auto'."
+            )
+        return self.device
+
+    @staticmethod
+    def _as_volumes(X: np.ndarray) -> np.ndarray:
+        """``(n, f)`` -> ``(n, 1, 1, 1, f)``; ``(n, H, W)`` -> ``(n, 1, 1, H, W)``;
+        ``(n, D, H, W)`` -> ``(n, 1, D, H, W)``."""
+        if X.ndim == 2:
+            return X[:, None, None, None, :]
+        if X.ndim == 3:
+            return X[:, None, None]
+        if X.ndim == 4:
+            return X[:, None]
+        if X.ndim == 5:
+            return X
+        raise ValueError(
+            f"X must have 2 to 5 dimensions; got shape {X.shape}. "
+            "Expected volumes (n, D, H, W) or (n, C, D, H, W)."
+        )
+
+    def _validate_X(self, X, reset: bool) -> np.ndarray:
+        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.float32)
+        return np.ascontiguousarray(self._as_volumes(X), dtype=np.float32)
+
+    # -- fit / predict ------------------------------------------------------------
+    def _class_weights(self, y_enc: np.ndarray) -> torch.Tensor | None:
+        if self.class_weight is None:
+            return None
+        if self.class_weight == "balanced":
+            w = compute_class_weight(
+                "balanced", classes=np.arange(len(self.classes_)), y=y_enc
+            )
+        else:
+            unknown = set(self.class_weight) - set(self.classes_.tolist())
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels {sorted(unknown)} that are "
+                    f"not in y (classes {self.classes_.tolist()})."
+                )
+            w = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_])
+        return torch.as_tensor(w, dtype=torch.float32)
+
+    def _module_kwargs(self, module_cls, input_shape) -> dict[str, Any]:
+        kwargs = {
+            k[len("module__") :]: v
+            for k, v in self._routed_params().items()
+            if k.startswith("module__")
+        }
+        try:
+            sig = inspect.signature(module_cls).parameters
+        except (TypeError, ValueError):
+            sig = {}
+        open_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+        auto = {
+            "in_channels": input_shape[0],
+            "n_classes": len(self.classes_),
+            "input_shape": tuple(input_shape[1:]),
+        }
+        for key, value in auto.items():
+            if key not in kwargs and (key in sig or open_kw):
+                kwargs[key] = value
+        return kwargs
+
+    def _build_net(self, input_shape, y_enc, valid_idx, seed) -> _SpectNet:
+        module_cls = get_module(self.module)
+        optimizer = _OPTIMIZERS.get(self.optimizer, self.optimizer)
+        callbacks = list(copy.deepcopy(self.callbacks) or [])
+        if self.lr_schedule == "cosine":
+            callbacks.append(
+                (
+                    "lr_schedule",
+                    LRScheduler(policy="CosineAnnealingLR", T_max=self.max_epochs),
+                )
+            )
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        load_best=True,
+                        sink=print if self.verbose else (lambda *a: None),
+                    ),
+                )
+            )
+        if self.verbose >= 2:
+            callbacks.append(("progress", ProgressBar()))
+        routed = {
+            k: copy.deepcopy(v)
+            for k, v in self._routed_params().items()
+            if not k.startswith("module__")
+        }
+        routed.setdefault("optimizer__weight_decay", self.weight_decay)
+        n_train = len(y_enc) - (0 if valid_idx is None else len(valid_idx))
+        if n_train % self.batch_size == 1:
+            # BatchNorm cannot train on a last batch of one volume
+            routed.setdefault("iterator_train__drop_last", True)
+        weight = self._class_weights(y_enc)
+        if weight is not None:
+            routed["criterion__weight"] = weight
+        return _SpectNet(
+            module=module_cls,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None if valid_idx is None else GroupedValidSplit(valid_idx),
+            iterator_train__shuffle=True,
+            classes=np.arange(len(self.classes_)),
+            callbacks=callbacks,
+            device=self._resolve_device(),
+            verbose=int(self.verbose >= 1),
+            augmenter=resolve_augment(self.augment),
+            augment_seed=seed,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            **{
+                f"module__{k}": v
+                for k, v in self._module_kwargs(module_cls, input_shape).items()
+            },
+            **routed,
+        )
+
+    def fit(self, X, y, groups=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, D, H, W) or (n, C, D, H, W)
+            Volumes (float).
+        y : array-like of shape (n,)
+            Stage labels (any hashable labels).
+        groups : array-like of shape (n,), default=None
+            Patient id per row; used to hold out whole patients when ``valid_size``
+            or ``early_stopping`` ask for validation.
+
+        Returns
+        -------
+        self : Spect3DClassifier
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, allow_nd=True, dtype=np.float32)
+        X = np.ascontiguousarray(self._as_volumes(X), dtype=np.float32)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"Spect3DClassifier needs samples of at least 2 classes; got 1 class "
+                f"({self.classes_[0]!r}) in {len(y)} sample(s)."
+            )
+        y_enc = encoder.transform(y).astype(np.int64)
+        if groups is not None:
+            groups = np.asarray(groups)
+            if len(groups) != len(y):
+                raise ValueError(
+                    f"groups has {len(groups)} entries but X has {len(y)} rows. If a "
+                    "sampler resampled X before this step, resample groups with it: "
+                    "use spectclf.PatientPipeline."
+                )
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(2**31 - 1))
+        valid_size = self.valid_size or (0.2 if self.early_stopping else None)
+        valid_idx = None
+        self.valid_groups_ = None
+        if valid_size is not None:
+            if groups is None:
+                if X.shape[2] == 1 and X.shape[3] > 1:
+                    _warn_ungrouped("Validation split of 2-D slices")
+                groups_ = np.arange(len(y))
+            else:
+                groups_ = groups
+            _, valid_idx = grouped_train_valid_split(
+                y_enc, groups_, valid_size, random_state=seed
+            )
+            self.valid_groups_ = np.unique(groups_[valid_idx])
+        self.input_shape_ = tuple(X.shape[1:])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = self._build_net(self.input_shape_, y_enc, valid_idx, seed)
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", message="The given NumPy array is not writable"
+                )
+                net.fit(X, y_enc)
+        self.net_ = net
+        self.module_ = net.module_
+        self.history_ = net.history
+        return self
+
+    def _check_input_shape(self, X: np.ndarray) -> None:
+        if tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has volumes of shape {tuple(X.shape[1:])} but this "
+                f"Spect3DClassifier was fitted on {self.input_shape_} (C, D, H, W); "
+                "resample them the same way (e.g. VolumeResizer)."
+            )
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, D, H, W) or (n, C, D, H, W)
+
+        Returns
+        -------
+        proba : ndarray of shape (n, n_classes)
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        self._check_input_shape(X)
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="The given NumPy array is not writable"
+            )
+            proba = self.net_.predict_proba(X).astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class label of each volume."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

@@ -1,0 +1,283 @@
+"""3-D convolutional networks for volumes ``(N, C, D, H, W)``.
+
+``ResNet3D`` (registered as ``"resnet3d"``) is the default: a compact residual network
+with global average pooling, so any input size works. ``SeedCNN`` (``"seed_cnn"``) is the
+plain baseline a newcomer would write, kept as a reference point for benchmarks. With
+MONAI installed, ``"monai_resnet10"`` and ``"monai_densenet121"`` are available too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["ResNet3D", "SeedCNN", "MonaiNet", "get_module", "available_modules"]
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    if kind == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)
+    raise ValueError(f"norm must be 'batch', 'group' or 'instance', got {kind!r}")
+
+
+class BasicBlock3D(nn.Module):
+    """Two 3x3x3 convolutions with a residual connection (He et al., 2016)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, norm: str = "batch"
+    ):
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.norm1 = _norm(norm, out_channels)
+        self.conv2 = nn.Conv3d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm2 = _norm(norm, out_channels)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, 1, stride, bias=False),
+                _norm(norm, out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return self.act(out + self.shortcut(x))
+
+
+class ResNet3D(nn.Module):
+    """Compact 3-D ResNet for small cohorts.
+
+    A stride-2 stem, four stages of residual blocks (widths ``width * (1, 2, 4, 8)``,
+    stride 2 from the second stage on), global average pooling, dropout and a linear
+    head. With the defaults it has about 0.9 M parameters.
+
+    Parameters
+    ----------
+    in_channels : int, default=1
+        Channels of the input volume.
+    n_classes : int, default=4
+        Number of output logits.
+    width : int, default=16
+        Channels of the first stage.
+    depth : int or sequence of 4 ints, default=1
+        Residual blocks per stage.
+    norm : {"batch", "group", "instance"}, default="batch"
+        Normalisation layer; ``"group"`` suits very small batches.
+    dropout : float, default=0.3
+        Dropout before the linear head.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = ResNet3D(in_channels=1, n_classes=4, width=4)
+    >>> net(torch.zeros(2, 1, 16, 32, 32)).shape
+    torch.Size([2, 4])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 4,
+        width: int = 16,
+        depth: int | Sequence[int] = 1,
+        norm: str = "batch",
+        dropout: float = 0.3,
+    ):
+        super().__init__()
+        depths = [int(depth)] * 4 if isinstance(depth, int) else [int(d) for d in depth]
+        if len(depths) != 4 or min(depths) < 1:
+            raise ValueError(f"depth must be an int >= 1 or 4 such ints, got {depth!r}")
+        if int(width) < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        widths = [int(width) * m for m in (1, 2, 4, 8)]
+        self.stem = nn.Sequential(
+            nn.Conv3d(in_channels, widths[0], 3, 2, 1, bias=False),
+            _norm(norm, widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        layers, c_in = [], widths[0]
+        for i, (c_out, n) in enumerate(zip(widths, depths, strict=True)):
+            for j in range(n):
+                layers.append(
+                    BasicBlock3D(c_in, c_out, 2 if (i > 0 and j == 0) else 1, norm)
+                )
+                c_in = c_out
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.dropout = nn.Dropout(float(dropout))
+        self.head = nn.Linear(c_in, n_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm3d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        # zero-init the last norm of each block: blocks start as identities
+        for m in self.modules():
+            if isinstance(m, BasicBlock3D):
+                nn.init.zeros_(m.norm2.weight)
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Last convolutional feature map ``(N, 8 * width, d, h, w)``."""
+        return self.layers(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, n_classes)`` for volumes ``(N, C, D, H, W)``."""
+        return self.head(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
+
+
+class SeedCNN(nn.Module):
+    """The plain baseline: three conv blocks (32, 64, 128) with max pooling, a dense
+    layer of 256 and dropout 0.5. Its dense layer fixes the input size.
+
+    Parameters
+    ----------
+    in_channels : int, default=1
+    n_classes : int, default=4
+    input_shape : tuple of 3 ints, default=(32, 64, 64)
+        ``(D, H, W)`` of the inputs; sizes the dense layer.
+    dropout : float, default=0.5
+
+    Examples
+    --------
+    >>> import torch
+    >>> SeedCNN(input_shape=(8, 16, 16))(torch.zeros(2, 1, 8, 16, 16)).shape
+    torch.Size([2, 4])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 4,
+        input_shape: Sequence[int] = (32, 64, 64),
+        dropout: float = 0.5,
+    ):
+        super().__init__()
+        blocks, c_in = [], in_channels
+        for c_out in (32, 64, 128):
+            blocks += [
+                nn.Conv3d(c_in, c_out, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.MaxPool3d(2, ceil_mode=True),
+            ]
+            c_in = c_out
+        self.conv = nn.Sequential(*blocks)
+        flat = 128
+        for s in input_shape:
+            for _ in range(3):
+                s = -(-int(s) // 2)
+            flat *= s
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, 256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256, n_classes),
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Last convolutional feature map."""
+        return self.conv(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, n_classes)``."""
+        return self.head(self.conv(x))
+
+
+class MonaiNet(nn.Module):
+    """A MONAI 3-D classification network by name (needs ``pip install monai``).
+
+    Parameters
+    ----------
+    name : {"resnet10", "resnet18", "densenet121"}, default="resnet10"
+    in_channels : int, default=1
+    n_classes : int, default=4
+    """
+
+    _NAMES = ("resnet10", "resnet18", "densenet121")
+
+    def __init__(
+        self, name: str = "resnet10", in_channels: int = 1, n_classes: int = 4
+    ):
+        super().__init__()
+        try:
+            from monai.networks import nets
+        except ImportError:
+            from spectclf.exceptions import MissingDependencyError
+
+            raise MissingDependencyError(
+                f"module='monai_{name}' needs MONAI: pip install 'spectclf[monai]'"
+            ) from None
+        if name.startswith("resnet"):
+            self.net = getattr(nets, name)(
+                spatial_dims=3, n_input_channels=in_channels, num_classes=n_classes
+            )
+        elif name == "densenet121":
+            self.net = nets.DenseNet121(
+                spatial_dims=3, in_channels=in_channels, out_channels=n_classes
+            )
+        else:
+            raise ValueError(
+                f"unknown MONAI network {name!r}; expected one of {self._NAMES}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, n_classes)``."""
+        return self.net(x)
+
+
+def _monai(name):
+    def build(**kwargs):
+        return MonaiNet(name=name, **kwargs)
+
+    build.__name__ = f"monai_{name}"
+    return build
+
+
+_REGISTRY = {
+    "resnet3d": ResNet3D,
+    "seed_cnn": SeedCNN,
+    **{f"monai_{n}": _monai(n) for n in MonaiNet._NAMES},
+}
+
+
+def available_modules() -> list[str]:
+    """Names accepted by ``Spect3DClassifier(module=...)``."""
+    return sorted(_REGISTRY)
+
+
+def get_module(name: str | type[nn.Module]):
+    """Return the module class (or factory) registered under ``name``.
+
+    A ``torch.nn.Module`` subclass is returned as is.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the known ones.
+    """
+    if isinstance(name, type) and issubclass(name, nn.Module):
+        return name
+    if callable(name) and not isinstance(name, str):
+        return name
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"module={name!r} is not a known network; expected one of "
+            f"{available_modules()} or a torch.nn.Module class."
+        ) from None

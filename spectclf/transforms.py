@@ -1,0 +1,294 @@
+"""scikit-learn transformers on volume arrays ``(n, C, D, H, W)``.
+
+All accept ``(n, D, H, W)`` too (read as one channel) and return 5-D float32 arrays,
+so they chain in :class:`sklearn.pipeline.Pipeline` or imblearn's pipeline in front of
+:class:`~spectclf.Spect3DClassifier`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from spectclf._colormap import invert_colormap
+from spectclf._regions import region_masks
+
+__all__ = [
+    "ColormapToIntensity",
+    "ToGrayscale",
+    "VolumeResizer",
+    "CenterCrop",
+    "IntensityNormalizer",
+    "as_volumes",
+]
+
+
+def as_volumes(X, name: str = "X") -> np.ndarray:
+    """Validate volumes: ``(n, D, H, W)`` -> ``(n, 1, D, H, W)``; float32, finite."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if X.ndim == 4:
+        X = X[:, None]
+    if X.ndim != 5:
+        raise ValueError(
+            f"{name} must be volumes (n, D, H, W) or (n, C, D, H, W), "
+            f"got shape {X.shape}"
+        )
+    if len(X) == 0:
+        raise ValueError(f"{name} holds 0 volumes")
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X
+
+
+def _shape3(shape, name: str) -> tuple[int, int, int]:
+    try:
+        out = tuple(int(s) for s in shape)
+    except TypeError:
+        out = ()
+    if len(out) != 3 or min(out) < 1:
+        raise ValueError(f"{name} must be three positive ints (D, H, W), got {shape!r}")
+    return out
+
+
+class _StatelessVolumeTransformer(TransformerMixin, BaseEstimator):
+    """Base for transforms that learn nothing: ``fit`` only validates."""
+
+    def fit(self, X, y=None):
+        """Validate parameters and input; learns nothing. Returns self."""
+        self._validate_params_()
+        as_volumes(X)
+        return self
+
+    def _validate_params_(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def transform(self, X) -> np.ndarray:
+        """Transform volumes ``(n, C, D, H, W)``."""
+        self._validate_params_()
+        return self._transform(as_volumes(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class ColormapToIntensity(_StatelessVolumeTransformer):
+    """Map colormap-rendered RGB volumes back to scalar intensity.
+
+    Each voxel's colour is replaced by the position (0 to 1) of the nearest colour in
+    the colormap's 256-entry look-up table.
+
+    Parameters
+    ----------
+    colormap : str, default="hot"
+        Matplotlib colormap the images were rendered with.
+
+    Examples
+    --------
+    >>> import numpy as np, matplotlib
+    >>> rgb = matplotlib.colormaps["hot"](np.array([0.0, 0.5, 1.0]))[:, :3]
+    >>> X = rgb.T.reshape(1, 3, 1, 1, 3)
+    >>> ColormapToIntensity("hot").transform(X).round(2).ravel().tolist()
+    [0.0, 0.5, 1.0]
+    """
+
+    def __init__(self, colormap: str = "hot"):
+        self.colormap = colormap
+
+    def _transform(self, X):
+        if X.shape[1] != 3:
+            raise ValueError(
+                f"ColormapToIntensity needs RGB volumes (C=3), got C={X.shape[1]}"
+            )
+        rgb = np.moveaxis(X, 1, -1)
+        return invert_colormap(rgb, self.colormap)[:, None]
+
+
+class ToGrayscale(_StatelessVolumeTransformer):
+    """Luminance of RGB volumes: ``0.299 R + 0.587 G + 0.114 B`` (C: 3 -> 1).
+
+    Single-channel input passes through unchanged.
+
+    Parameters
+    ----------
+    weights : tuple of 3 floats, default=(0.299, 0.587, 0.114)
+    """
+
+    def __init__(self, weights: Sequence[float] = (0.299, 0.587, 0.114)):
+        self.weights = weights
+
+    def _transform(self, X):
+        if X.shape[1] == 1:
+            return X
+        if X.shape[1] != 3:
+            raise ValueError(f"ToGrayscale needs 1 or 3 channels, got {X.shape[1]}")
+        w = np.asarray(self.weights, dtype=np.float32)
+        return np.tensordot(w, X, axes=([0], [1]))[:, None].astype(np.float32)
+
+
+class VolumeResizer(_StatelessVolumeTransformer):
+    """Resample volumes to a fixed ``(D, H, W)`` by trilinear interpolation.
+
+    Parameters
+    ----------
+    shape : tuple of 3 ints, default=(32, 64, 64)
+        Output ``(D, H, W)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> VolumeResizer((4, 8, 8)).transform(np.ones((2, 1, 30, 64, 64))).shape
+    (2, 1, 4, 8, 8)
+    """
+
+    def __init__(self, shape: Sequence[int] = (32, 64, 64)):
+        self.shape = shape
+
+    def _validate_params_(self):
+        _shape3(self.shape, "VolumeResizer shape")
+
+    def _transform(self, X):
+        shape = _shape3(self.shape, "VolumeResizer shape")
+        if X.shape[2:] == shape:
+            return X
+        out = np.empty((*X.shape[:2], *shape), dtype=np.float32)
+        for start in range(0, len(X), 32):  # bounded memory on big cohorts
+            chunk = torch.from_numpy(np.ascontiguousarray(X[start : start + 32]))
+            out[start : start + 32] = F.interpolate(
+                chunk, size=shape, mode="trilinear", align_corners=False
+            ).numpy()
+        return out
+
+
+class CenterCrop(_StatelessVolumeTransformer):
+    """Crop the central ``(D, H, W)`` block of every volume.
+
+    Parameters
+    ----------
+    shape : tuple of 3 ints
+        Output ``(D, H, W)``; each must be at most the input's.
+    """
+
+    def __init__(self, shape: Sequence[int] = (24, 48, 48)):
+        self.shape = shape
+
+    def _validate_params_(self):
+        _shape3(self.shape, "CenterCrop shape")
+
+    def _transform(self, X):
+        shape = _shape3(self.shape, "CenterCrop shape")
+        if any(o > i for o, i in zip(shape, X.shape[2:], strict=True)):
+            raise ValueError(
+                f"CenterCrop shape {shape} is larger than the volumes {X.shape[2:]}"
+            )
+        sl = tuple(
+            slice((i - o) // 2, (i - o) // 2 + o)
+            for o, i in zip(shape, X.shape[2:], strict=True)
+        )
+        return np.ascontiguousarray(X[(slice(None), slice(None), *sl)])
+
+
+class IntensityNormalizer(TransformerMixin, BaseEstimator):
+    """Normalise each volume's intensities on its own.
+
+    Parameters
+    ----------
+    method : {"minmax", "zscore", "percentile", "reference"}, default="reference"
+        ``"minmax"`` scales to [0, 1]; ``"zscore"`` to mean 0, sd 1; ``"percentile"``
+        maps the ``percentiles`` to 0 and 1 (robust to hot voxels); ``"reference"``
+        divides by the mean of a reference region (the occipital cortex of the standard
+        space, as clinical striatal binding ratios do), so 1 means non-specific uptake.
+    percentiles : tuple of 2 floats, default=(1.0, 99.0)
+        Used by ``"percentile"``.
+    reference_mask : ndarray of shape (D, H, W) of bool, default=None
+        Reference region for ``"reference"``; by default the occipital region of
+        :func:`spectclf._regions.region_masks` for the input's shape.
+
+    Attributes
+    ----------
+    reference_mask_ : ndarray of bool or None
+        The reference region used (``"reference"`` only).
+    volume_shape_ : tuple
+        ``(D, H, W)`` seen in ``fit``.
+    """
+
+    _METHODS = ("minmax", "zscore", "percentile", "reference")
+
+    def __init__(
+        self, method: str = "reference", percentiles=(1.0, 99.0), reference_mask=None
+    ):
+        self.method = method
+        self.percentiles = percentiles
+        self.reference_mask = reference_mask
+
+    def fit(self, X, y=None):
+        """Check parameters and fix the reference region for the input's shape."""
+        if self.method not in self._METHODS:
+            raise ValueError(
+                f"method must be one of {self._METHODS}, got {self.method!r}"
+            )
+        lo, hi = self.percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ValueError(
+                f"percentiles must satisfy 0 <= low < high <= 100, got "
+                f"{self.percentiles!r}"
+            )
+        X = as_volumes(X)
+        self.volume_shape_ = X.shape[2:]
+        self.reference_mask_ = None
+        if self.method == "reference":
+            mask = (
+                region_masks(self.volume_shape_)["reference"]
+                if self.reference_mask is None
+                else np.asarray(self.reference_mask, dtype=bool)
+            )
+            if mask.shape != self.volume_shape_ or not mask.any():
+                raise ValueError(
+                    f"reference_mask must be a non-empty boolean array "
+                    f"of shape {self.volume_shape_}, got {mask.shape}"
+                )
+            self.reference_mask_ = mask
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Normalise volumes ``(n, C, D, H, W)`` one by one."""
+        check_is_fitted(self)
+        X = as_volumes(X)
+        if X.shape[2:] != self.volume_shape_:
+            raise ValueError(
+                f"X has volumes of shape {X.shape[2:]}, but "
+                f"IntensityNormalizer was fitted on {self.volume_shape_}"
+            )
+        flat = X.reshape(len(X), X.shape[1], -1)
+        eps = np.float32(1e-6)
+        if self.method == "minmax":
+            lo, hi = flat.min(-1, keepdims=True), flat.max(-1, keepdims=True)
+            out = (flat - lo) / np.maximum(hi - lo, eps)
+        elif self.method == "zscore":
+            out = (flat - flat.mean(-1, keepdims=True)) / np.maximum(
+                flat.std(-1, keepdims=True), eps
+            )
+        elif self.method == "percentile":
+            lo, hi = np.percentile(flat, self.percentiles, axis=-1, keepdims=True)
+            out = (flat - lo) / np.maximum(hi - lo, eps)
+        else:
+            ref = flat[..., self.reference_mask_.ravel()].mean(-1, keepdims=True)
+            out = flat / np.maximum(ref, eps)
+        return out.reshape(X.shape).astype(np.float32)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
