@@ -3,6 +3,18 @@
 from spectclf.classifier import Spect3DClassifier
 from spectclf.datasets import load_demo, make_spect_phantoms, write_slice_folders
 from spectclf.io import load_slice_folders, load_volumes
+from spectclf.metrics import stage_report
+from spectclf.model_selection import (
+    PatientStratifiedGroupKFold,
+    check_no_patient_leakage,
+    evaluate,
+)
+from spectclf.sampling import (
+    AugmentingOverSampler,
+    PatientPipeline,
+    VolumeRandomOverSampler,
+    VolumeRandomUnderSampler,
+)
 from spectclf.transforms import (
     CenterCrop,
     ColormapToIntensity,
@@ -10,11 +22,21 @@ from spectclf.transforms import (
     ToGrayscale,
     VolumeResizer,
 )
+from spectclf.tuning import tune
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "AugmentingOverSampler",
+    "PatientPipeline",
+    "PatientStratifiedGroupKFold",
+    "VolumeRandomOverSampler",
+    "VolumeRandomUnderSampler",
+    "check_no_patient_leakage",
+    "evaluate",
+    "stage_report",
+    "tune",
     "CenterCrop",
     "ColormapToIntensity",
     "IntensityNormalizer",

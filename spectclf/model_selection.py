@@ -20,6 +20,8 @@ __all__ = [
     "check_no_patient_leakage",
     "grouped_train_valid_split",
     "GroupedValidSplit",
+    "evaluate",
+    "aggregate_by_patient",
 ]
 
 
@@ -67,9 +69,9 @@ class PatientStratifiedGroupKFold(StratifiedGroupKFold):
             n = len(np.unique(groups[y == stage]))
             if n < self.n_splits:
                 raise ValueError(
-                    f"Stage {stage!r} has {n} patient(s) but n_splits={self.n_splits}: "
+                    f"Stage {stage} has {n} patient(s) but n_splits={self.n_splits}: "
                     "each fold needs at least one patient of every stage. Use "
-                    f"n_splits<={n}, or pool stage {stage!r} with a neighbour."
+                    f"n_splits<={n}, or pool stage {stage} with a neighbour."
                 )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The least populated class")
@@ -195,3 +197,214 @@ def _warn_ungrouped(what: str) -> None:
         PatientLeakageWarning,
         stacklevel=3,
     )
+
+
+def _fit_with_groups(estimator, X, y, groups):
+    """Fit, handing ``groups`` to estimators (or pipelines) whose ``fit`` takes them."""
+    import inspect
+
+    if groups is not None and "groups" in inspect.signature(estimator.fit).parameters:
+        return estimator.fit(X, y, groups=groups)
+    return estimator.fit(X, y)
+
+
+def aggregate_by_patient(proba, groups, y=None):
+    """Mean class probability per patient, for slice-level predictions.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n_rows, n_classes)
+    groups : array-like of shape (n_rows,)
+        Patient id per row.
+    y : array-like of shape (n_rows,), default=None
+        Per-row labels (constant within a patient).
+
+    Returns
+    -------
+    patients : ndarray of patient ids
+    patient_proba : ndarray of shape (n_patients, n_classes)
+    patient_y : ndarray or None
+    """
+    groups = np.asarray(groups)
+    patients, inverse = np.unique(groups, return_inverse=True)
+    sums = np.zeros((len(patients), proba.shape[1]))
+    np.add.at(sums, inverse, proba)
+    counts = np.bincount(inverse, minlength=len(patients))[:, None]
+    patient_y = None
+    if y is not None:
+        y = np.asarray(y)
+        patient_y = np.empty(len(patients), dtype=y.dtype)
+        patient_y[inverse] = y
+    return patients, sums / counts, patient_y
+
+
+def _ci95(values) -> tuple[float, float]:
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return (float("nan"), float("nan"))
+    half = (
+        stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    )
+    return (float(values.mean() - half), float(values.mean() + half))
+
+
+def evaluate(
+    estimator,
+    X,
+    y,
+    groups,
+    *,
+    cv=5,
+    random_state=None,
+    verbose: int = 1,
+    return_estimators: bool = False,
+):
+    """Patient-grouped cross-validation with the ordinal-aware spectclf metrics.
+
+    Each fold holds out whole patients (stratified by stage); estimators whose ``fit``
+    takes ``groups`` (``Spect3DClassifier``, ``PatientPipeline``) get the training
+    patients' ids, so their internal validation is grouped too. When a patient has
+    several rows (slices), probabilities are averaged per patient and every score is
+    computed per patient.
+
+    Parameters
+    ----------
+    estimator : classifier with ``predict_proba``
+        Cloned for every fold.
+    X : array-like of shape (n, ...)
+    y : array-like of shape (n,)
+    groups : array-like of shape (n,)
+        Patient ids; required.
+    cv : int or splitter, default=5
+        Folds; an int gives :class:`PatientStratifiedGroupKFold`.
+    random_state : int or None, default=None
+        Seed of the fold assignment (when ``cv`` is an int).
+    verbose : int, default=1
+        Print one line per fold.
+    return_estimators : bool, default=False
+        Keep the fitted estimator of each fold.
+
+    Returns
+    -------
+    result : Bunch
+        ``per_fold`` (dict metric -> list), ``summary`` (dict metric -> {mean, std,
+        ci95}), ``patients``, ``y_true``, ``y_pred``, ``proba`` (out-of-fold, per
+        patient), ``fold`` (test fold of each patient), ``classes``,
+        ``confusion_matrix``, ``histories`` (per-fold training curves, if any),
+        ``fit_time``, and ``estimators`` if asked.
+    """
+    import time
+
+    from sklearn.base import clone
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+    from sklearn.utils import Bunch
+
+    from spectclf.metrics import (
+        mean_absolute_stage_error,
+        quadratic_weighted_kappa,
+        stage_recall,
+    )
+
+    if groups is None:
+        raise PatientLeakageError(
+            "evaluate needs groups= (patient ids): without them, slices or copies of "
+            "one patient can be in training and test folds."
+        )
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    if len(y) != len(groups) or len(y) != len(X):
+        raise ValueError(
+            f"X, y and groups differ in length: {len(X)}, {len(y)}, {len(groups)}"
+        )
+    if isinstance(cv, (int, np.integer)):
+        cv = PatientStratifiedGroupKFold(n_splits=int(cv), random_state=random_state)
+    splits = list(cv.split(X, y, groups))
+    check_no_patient_leakage(splits, groups)
+    classes = np.unique(y)
+    per_fold: dict[str, list[float]] = {}
+    fold_rows = []
+    histories, estimators, fit_times = [], [], []
+    for k, (train, test) in enumerate(splits):
+        start = time.perf_counter()
+        est = _fit_with_groups(clone(estimator), X[train], y[train], groups[train])
+        fit_times.append(time.perf_counter() - start)
+        proba = est.predict_proba(X[test])
+        est_classes = getattr(est, "classes_", classes)
+        full = np.zeros((len(test), len(classes)))
+        full[:, np.searchsorted(classes, est_classes)] = proba
+        pats, pproba, py = aggregate_by_patient(full, groups[test], y[test])
+        pred = classes[np.argmax(pproba, axis=1)]
+        scores = {
+            "balanced_accuracy": balanced_accuracy_score(py, pred),
+            "f1_macro": f1_score(py, pred, average="macro", zero_division=0),
+            "qwk": quadratic_weighted_kappa(py, pred),
+        }
+        if y.dtype.kind in "iuf":
+            scores["mae"] = mean_absolute_stage_error(py, pred)
+        for s in classes:
+            scores[f"recall_stage_{s}"] = stage_recall(py, pred, stage=s)
+        try:
+            scores["roc_auc_ovr"] = roc_auc_score(
+                py, pproba, multi_class="ovr", labels=classes
+            )
+        except ValueError:
+            scores["roc_auc_ovr"] = float("nan")
+        for name, value in scores.items():
+            per_fold.setdefault(name, []).append(float(value))
+        fold_rows.append((pats, py, pred, pproba, np.full(len(pats), k)))
+        history = _history_of(est)
+        if history is not None:
+            histories.append(history)
+        if return_estimators:
+            estimators.append(est)
+        if verbose:
+            print(
+                f"[spectclf] fold {k + 1}/{len(splits)}: "
+                f"balanced accuracy {scores['balanced_accuracy']:.3f}, "
+                f"QWK {scores['qwk']:.3f}, "
+                f"stage {classes[-1]} recall {scores[f'recall_stage_{classes[-1]}']:.2f}"
+                f" ({len(pats)} test patients, fit {fit_times[-1]:.1f} s)",
+                flush=True,
+            )
+    patients, y_true, y_pred, proba, fold = (
+        np.concatenate(c) for c in zip(*fold_rows, strict=True)
+    )
+    summary = {
+        name: {
+            "mean": float(np.nanmean(v)),
+            "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0,
+            "ci95": _ci95(v),
+        }
+        for name, v in per_fold.items()
+    }
+    result = Bunch(
+        per_fold=per_fold,
+        summary=summary,
+        patients=patients,
+        y_true=y_true,
+        y_pred=y_pred,
+        proba=proba,
+        fold=fold,
+        classes=classes,
+        confusion_matrix=confusion_matrix(y_true, y_pred, labels=classes),
+        histories=histories,
+        fit_time=fit_times,
+    )
+    if return_estimators:
+        result.estimators = estimators
+    return result
+
+
+def _history_of(estimator):
+    """Per-epoch losses of a fitted Spect3DClassifier (alone or last in a pipeline)."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    history = getattr(final, "history_", None)
+    if history is None:
+        return None
+    keys = ("epoch", "train_loss", "valid_loss", "valid_acc")
+    return [{k: row[k] for k in keys if k in row} for row in history]
