@@ -12,11 +12,11 @@ import inspect
 
 import numpy as np
 import torch
-from scipy import sparse
 from imblearn.over_sampling.base import BaseOverSampler
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling.base import BaseUnderSampler
 from imblearn.utils import check_target_type
+from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data

@@ -1,0 +1,131 @@
+"""Optuna tuning under patient-grouped CV: results, refit, resumable storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import optuna
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from spectclf import Spect3DClassifier, tune
+from spectclf.exceptions import PatientLeakageError
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.tile([1, 2, 3, 4], 6)
+    X = rng.normal(size=(24, 3)) + y[:, None]
+    return X, y, np.arange(24)
+
+
+def _space(trial):
+    return {"C": trial.suggest_float("C", 1e-3, 10, log=True)}
+
+
+def test_tune_default_space_returns_fitted_classifier(small_phantoms):
+    d = small_phantoms
+    clf = Spect3DClassifier(max_epochs=1, batch_size=4, random_state=0)
+    res = tune(clf, d.X, d.y, d.groups, n_trials=3, cv=3, random_state=0, verbose=0)
+    assert len(res.study.trials) == 3
+    assert res.best_estimator.predict(d.X).shape == (12,)
+    assert res.best_estimator.get_params()["module__width"] in (8, 12, 16)
+    assert 0.0 <= res.best_score <= 1.0
+    assert res.best_params["lr"] == res.study.best_trial.params["lr"]
+
+
+def test_tune_refuses_missing_groups():
+    X, y, _ = _data()
+    with pytest.raises(PatientLeakageError, match="groups"):
+        tune(LogisticRegression(), X, y, None, search_space=_space)
+
+
+def test_sqlite_study_resumes(tmp_path):
+    X, y, groups = _data()
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    kw = dict(
+        search_space=_space,
+        cv=3,
+        storage=url,
+        study_name="s",
+        verbose=0,
+        random_state=0,
+        refit=False,
+    )
+    first = tune(LogisticRegression(max_iter=200), X, y, groups, n_trials=2, **kw)
+    assert len(first.study.trials) == 2
+    first_params = [t.params for t in first.study.trials]
+    second = tune(LogisticRegression(max_iter=200), X, y, groups, n_trials=5, **kw)
+    study = optuna.load_study(study_name="s", storage=url)
+    assert len(study.trials) == 5  # 3 more, the first 2 kept
+    assert [t.params for t in study.trials[:2]] == first_params
+    assert second.best_score == study.best_value
+
+
+def test_killed_trial_is_failed_and_retried(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    block = tmp_path / "block"
+    started = tmp_path / "started"
+    block.touch()
+    script = textwrap.dedent(f"""
+        import time, pathlib, numpy as np
+        from sklearn.linear_model import LogisticRegression
+        from spectclf import tune
+        block, started = pathlib.Path({str(block)!r}), pathlib.Path({str(started)!r})
+        def space(trial):
+            params = {{"C": trial.suggest_float("C", 1e-3, 10, log=True)}}
+            if trial.number == 1 and block.exists():
+                started.touch()
+                time.sleep(120)
+            return params
+        rng = np.random.default_rng(0)
+        y = np.tile([1, 2, 3, 4], 6)
+        X = rng.normal(size=(24, 3)) + y[:, None]
+        tune(LogisticRegression(max_iter=200), X, y, np.arange(24), n_trials=3, cv=3,
+             search_space=space, storage={url!r}, study_name="k", refit=False,
+             heartbeat_interval=1, grace_period=2, verbose=0)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 60
+        while not started.exists():
+            assert proc.poll() is None, "tuning process ended early"
+            assert time.time() < deadline, "trial 1 never started"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    block.unlink()
+    study = optuna.load_study(study_name="k", storage=url)
+    assert study.trials[1].state == optuna.trial.TrialState.RUNNING
+    time.sleep(3)  # past the grace period: the heartbeat has stopped
+    X, y, groups = _data()
+    tune(
+        LogisticRegression(max_iter=200),
+        X,
+        y,
+        groups,
+        n_trials=3,
+        cv=3,
+        search_space=_space,
+        storage=url,
+        study_name="k",
+        refit=False,
+        heartbeat_interval=1,
+        grace_period=2,
+        verbose=0,
+    )
+    study = optuna.load_study(study_name="k", storage=url)
+    states = [t.state for t in study.trials]
+    assert states[1] == optuna.trial.TrialState.FAIL
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == 1]
+    assert len(retried) == 1 and retried[0].params == study.trials[1].params
