@@ -94,23 +94,27 @@ def _make_storage(storage, heartbeat_interval, grace_period):
     if storage is None or not isinstance(storage, str):
         return storage
     import inspect
-
     import warnings
 
-    retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
-                        optuna.storages.RetryFailedTrialCallback)
+    # optuna >= 4.9 renamed the retry callback and its argument; support both
+    retry_cls = getattr(
+        optuna.storages,
+        "RetryHeartbeatStaleTrialCallback",
+        optuna.storages.RetryFailedTrialCallback,
+    )
+    params = inspect.signature(optuna.storages.RDBStorage).parameters
+    key = (
+        "heartbeat_stale_trial_callback"
+        if "heartbeat_stale_trial_callback" in params
+        else "failed_trial_callback"
+    )
     with warnings.catch_warnings():  # heartbeats are "experimental" in optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = retry_cls(max_retry=2)
-    # optuna >= 4.9 renamed the callback; keep working on both sides of the rename
-    params = inspect.signature(optuna.storages.RDBStorage).parameters
-    key = ("heartbeat_stale_trial_callback"
-           if "heartbeat_stale_trial_callback" in params else "failed_trial_callback")
         return optuna.storages.RDBStorage(
             url=storage,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
-            **{key: retry},
+            **{key: retry_cls(max_retry=2)},
         )
 
 
