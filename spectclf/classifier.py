@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
@@ -51,6 +51,31 @@ _OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "sgd": torch.optim.SGD,
 }
+
+
+def _resolve_precision(precision: str, device: str) -> str:
+    """``"auto"`` -> ``"bf16"`` where the hardware has native bfloat16, else fp32."""
+    if precision != "auto":
+        return precision
+    if str(device).startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):  # private API: absent in some builds
+        native = False
+    return "bf16" if native else "fp32"
+
+
+class _FiniteLoss(Callback):
+    """Stop with a clear error when the training loss becomes NaN or infinite."""
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"Training loss became {loss} at epoch {len(net.history)}. Lower lr, "
+                f"or use precision='fp32' (now {net.precision!r})."
+            )
 
 
 class _SpectNet(NeuralNetClassifier):
@@ -147,11 +172,15 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         restore the best weights.
     n_iter_no_change : int, default=5
         Patience of early stopping.
-    precision : {"fp32", "bf16"}, default="fp32"
-        ``"bf16"`` runs forward passes under bfloat16 autocast (faster on CPUs with
-        AVX-512 bf16 and on recent GPUs).
-    channels_last : bool, default=False
-        Use the ``channels_last_3d`` memory format.
+    precision : {"fp32", "bf16", "auto"}, default="fp32"
+        ``"bf16"`` runs forward passes under bfloat16 autocast (weights, optimizer and
+        loss stay float32): about 2.5x faster training on CPUs with native bf16
+        (AVX-512 bf16 / AMX), but *not bit-for-bit repeatable* on the CPU (oneDNN's
+        bf16 kernels differ between runs by ~1e-5). ``"auto"`` picks bf16 where the
+        hardware runs it natively, else fp32. The default keeps ``random_state``
+        exact.
+    channels_last : bool, default=True
+        Use the ``channels_last_3d`` memory format (faster convolutions with oneDNN).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         ``"auto"`` takes CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -221,7 +250,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         early_stopping: bool = False,
         n_iter_no_change: int = 5,
         precision: str = "fp32",
-        channels_last: bool = False,
+        channels_last: bool = True,
         device: str = "auto",
         random_state=None,
         verbose: int = 0,
@@ -318,9 +347,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}"
             )
-        if self.precision not in ("fp32", "bf16"):
+        if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(
-                f"precision must be 'fp32' or 'bf16', got {self.precision!r}"
+                f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}"
             )
         if self.valid_size is not None and not 0 < self.valid_size < 1:
             raise ValueError(
@@ -424,6 +453,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         module_cls = get_module(self.module)
         optimizer = _OPTIMIZERS.get(self.optimizer, self.optimizer)
         callbacks = list(copy.deepcopy(self.callbacks) or [])
+        callbacks.append(("finite_loss", _FiniteLoss()))
         if self.lr_schedule == "cosine":
             callbacks.append(
                 (
@@ -473,7 +503,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             verbose=int(self.verbose >= 1),
             augmenter=resolve_augment(self.augment),
             augment_seed=seed,
-            precision=self.precision,
+            precision=_resolve_precision(self.precision, self._resolve_device()),
             channels_last=self.channels_last,
             **{
                 f"module__{k}": v
