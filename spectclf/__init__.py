@@ -2,6 +2,8 @@
 
 from spectclf.classifier import Spect3DClassifier
 from spectclf.datasets import load_demo, make_spect_phantoms, write_slice_folders
+from spectclf.explain import grad_cam
+from spectclf.features import SBRFeatures
 from spectclf.io import load_slice_folders, load_volumes
 from spectclf.metrics import stage_report
 from spectclf.model_selection import (
@@ -9,6 +11,7 @@ from spectclf.model_selection import (
     check_no_patient_leakage,
     evaluate,
 )
+from spectclf.pipelines import make_default_pipeline, make_sbr_baseline
 from spectclf.sampling import (
     AugmentingOverSampler,
     PatientPipeline,
@@ -31,10 +34,14 @@ __all__ = [
     "AugmentingOverSampler",
     "PatientPipeline",
     "PatientStratifiedGroupKFold",
+    "SBRFeatures",
     "VolumeRandomOverSampler",
     "VolumeRandomUnderSampler",
     "check_no_patient_leakage",
     "evaluate",
+    "grad_cam",
+    "make_default_pipeline",
+    "make_sbr_baseline",
     "stage_report",
     "tune",
     "CenterCrop",

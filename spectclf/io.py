@@ -22,7 +22,13 @@ from sklearn.utils import Bunch
 from spectclf._colormap import invert_colormap
 from spectclf.exceptions import MissingDependencyError, SpectDataError
 
-__all__ = ["load_slice_folders", "load_volumes", "parse_stage", "natural_key"]
+__all__ = [
+    "load_slice_folders",
+    "load_patient_folders",
+    "load_volumes",
+    "parse_stage",
+    "natural_key",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 VOLUME_EXTENSIONS = (".nii", ".nii.gz", ".npy", ".dcm")
@@ -257,6 +263,105 @@ def _check_unique_patients(records: list[tuple[int, str, Path]]) -> None:
         seen[pid] = path
 
 
+def _read_patient(pdir: Path, pid: str, color, colormap, problems: _Problems):
+    """One patient's slices as ``(C, D, H, W)`` and their files, or None if skipped."""
+    files = sorted(
+        (
+            f
+            for f in pdir.iterdir()
+            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+        ),
+        key=lambda f: natural_key(f.name),
+    )
+    if not files:
+        problems.report(
+            f"Patient folder {pdir} holds no slice images ({', '.join(IMAGE_EXTENSIONS)})."
+        )
+        return None
+    try:
+        slices = [_read_slice(f, color, colormap) for f in files]
+    except SpectDataError as exc:
+        problems.report(f"patient {pid!r}: {exc}")
+        return None
+    if len({sl.shape for sl in slices}) > 1:
+        sizes = Counter(sl.shape[1:] for sl in slices)
+        common = sizes.most_common(1)[0][0]
+        odd = [
+            f.name
+            for f, sl in zip(files, slices, strict=True)
+            if sl.shape[1:] != common
+        ]
+        problems.report(
+            f"Patient {pid!r} ({pdir}): slices differ in size; most are "
+            f"{common[1]}x{common[0]} pixels but not {', '.join(odd)}."
+        )
+        return None
+    return np.stack(slices, axis=1), [str(f) for f in files]
+
+
+def load_patient_folders(
+    paths,
+    *,
+    color: Literal["rgb", "gray", "colormap"] = "rgb",
+    colormap: str = "hot",
+    target_shape: Sequence[int] | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+) -> Bunch:
+    """Load unlabelled patients: one folder of slice images each (for prediction).
+
+    Parameters
+    ----------
+    paths : str, Path or list of them
+        A single patient folder (holding slice images), a folder of patient folders,
+        or a list of patient folders.
+    color, colormap, target_shape, on_error
+        As in :func:`load_slice_folders`.
+
+    Returns
+    -------
+    data : Bunch
+        ``X``, ``groups`` (folder names), ``paths``, ``slice_paths``, ``skipped``.
+    """
+    if isinstance(paths, (str, Path)):
+        root = Path(paths)
+        if not root.is_dir():
+            raise SpectDataError(f"Folder {root} does not exist or is not a folder.")
+        has_images = any(f.suffix.lower() in IMAGE_EXTENSIONS for f in root.iterdir())
+        dirs = (
+            [root]
+            if has_images
+            else sorted(
+                (
+                    d
+                    for d in root.iterdir()
+                    if d.is_dir() and not d.name.startswith(".")
+                ),
+                key=lambda d: natural_key(d.name),
+            )
+        )
+    else:
+        dirs = [Path(p) for p in paths]
+    problems = _Problems(on_error)
+    volumes, patients, kept, slice_paths = [], [], [], []
+    for pdir in dirs:
+        read = _read_patient(pdir, pdir.name, color, colormap, problems)
+        if read is not None:
+            volumes.append(read[0])
+            patients.append(pdir.name)
+            kept.append(str(pdir))
+            slice_paths.append(read[1])
+    problems.warn()
+    if not volumes:
+        raise SpectDataError(f"No patient slice folders found in {paths}.")
+    return Bunch(
+        X=_stack(volumes, patients, target_shape),
+        groups=np.asarray(patients, dtype=object),
+        paths=kept,
+        slice_paths=slice_paths,
+        skipped=problems.skipped,
+    )
+
+
 def load_slice_folders(
     root: str | Path,
     *,
@@ -331,43 +436,14 @@ def load_slice_folders(
 
     volumes, stages, patients, paths, slice_paths = [], [], [], [], []
     for i, (stage, pid, pdir) in enumerate(records):
-        files = sorted(
-            (
-                f
-                for f in pdir.iterdir()
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-            ),
-            key=lambda f: natural_key(f.name),
-        )
-        if not files:
-            problems.report(
-                f"Patient folder {pdir} holds no slice images "
-                f"({', '.join(IMAGE_EXTENSIONS)})."
-            )
+        read = _read_patient(pdir, pid, color, colormap, problems)
+        if read is None:
             continue
-        try:
-            slices = [_read_slice(f, color, colormap) for f in files]
-        except SpectDataError as exc:
-            problems.report(f"patient {pid!r}: {exc}")
-            continue
-        if len({s.shape for s in slices}) > 1:
-            sizes = Counter(s.shape[1:] for s in slices)
-            common = sizes.most_common(1)[0][0]
-            odd = [
-                f.name
-                for f, s in zip(files, slices, strict=True)
-                if s.shape[1:] != common
-            ]
-            problems.report(
-                f"Patient {pid!r} ({pdir}): slices differ in size; most are "
-                f"{common[1]}x{common[0]} pixels but not {', '.join(odd)}."
-            )
-            continue
-        volumes.append(np.stack(slices, axis=1))
+        volumes.append(read[0])
         stages.append(stage)
         patients.append(pid)
         paths.append(pdir)
-        slice_paths.append([str(f) for f in files])
+        slice_paths.append(read[1])
         if verbose and ((i + 1) % max(1, len(records) // 10) == 0):
             print(f"[spectclf] loaded {i + 1}/{len(records)} patients", flush=True)
     problems.warn()

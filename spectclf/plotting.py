@@ -1,0 +1,200 @@
+"""Plots for reports: confusion matrices, fold scores, learning curves, ROC, montages.
+
+Every function draws on a new figure and returns it, so callers can save or show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_fold_scores",
+    "plot_learning_curves",
+    "plot_roc_ovr",
+    "plot_stage_montage",
+]
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _stage_names(classes) -> list[str]:
+    return [f"stage {c}" for c in classes]
+
+
+def plot_confusion_matrix(cm, classes, *, title="Out-of-fold confusion matrix"):
+    """Counts and row-normalised recall side by side."""
+    plt = _plt()
+    cm = np.asarray(cm)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    names = _stage_names(classes)
+    for ax, data, sub, fmt in (
+        (axes[0], cm, "patients", "d"),
+        (axes[1], norm, "share of true stage (recall on diagonal)", ".2f"),
+    ):
+        im = ax.imshow(data, cmap="Blues", vmin=0)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("predicted stage")
+        ax.set_ylabel("true stage")
+        ax.set_title(sub)
+        peak = data.max() if data.size else 1
+        for i in range(data.shape[0]):
+            for j in range(data.shape[1]):
+                ax.text(
+                    j,
+                    i,
+                    format(data[i, j], fmt),
+                    ha="center",
+                    va="center",
+                    color="white" if data[i, j] > 0.6 * peak else "black",
+                )
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_fold_scores(
+    per_fold: dict,
+    metrics: Sequence[str] = ("balanced_accuracy", "f1_macro", "qwk", "roc_auc_ovr"),
+):
+    """One dot per fold and the mean (bar) for each metric."""
+    plt = _plt()
+    metrics = [m for m in metrics if m in per_fold]
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for i, m in enumerate(metrics):
+        vals = np.asarray(per_fold[m], dtype=float)
+        ax.bar(i, np.nanmean(vals), color="#9ecae1", width=0.6)
+        ax.scatter(
+            np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)),
+            vals,
+            color="#08519c",
+            zorder=3,
+            s=18,
+            label="fold" if i == 0 else None,
+        )
+    ax.set_xticks(
+        range(len(metrics)),
+        [m.replace("_", " ").replace("ovr", "(one-vs-rest)") for m in metrics],
+    )
+    ax.set_ylim(min(0, ax.get_ylim()[0]), 1.05)
+    ax.set_ylabel("score (1 = perfect)")
+    ax.set_title("Patient-grouped cross-validation: score per fold (bar = mean)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def plot_learning_curves(histories: list[list[dict]]):
+    """Training (and validation) loss per epoch, one line per fold."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for k, hist in enumerate(histories):
+        epochs = [h["epoch"] for h in hist]
+        ax.plot(
+            epochs,
+            [h["train_loss"] for h in hist],
+            color="C0",
+            alpha=0.7,
+            label="train" if k == 0 else None,
+        )
+        if all("valid_loss" in h for h in hist):
+            ax.plot(
+                epochs,
+                [h["valid_loss"] for h in hist],
+                color="C1",
+                alpha=0.7,
+                ls="--",
+                label="validation (held-out patients)" if k == 0 else None,
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title(f"Learning curves ({len(histories)} folds)")
+    ax.legend()
+    return fig
+
+
+def plot_roc_ovr(y_true, proba, classes):
+    """One-vs-rest ROC curve per stage, with its AUC."""
+    from sklearn.metrics import auc, roc_curve
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
+    y_true = np.asarray(y_true)
+    for i, c in enumerate(classes):
+        if (y_true == c).all() or not (y_true == c).any():
+            continue
+        fpr, tpr, _ = roc_curve(y_true == c, proba[:, i])
+        ax.plot(fpr, tpr, label=f"stage {c} (AUC {auc(fpr, tpr):.2f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", label="chance")
+    ax.set_xlabel("false positive rate (1 - specificity)")
+    ax.set_ylabel("true positive rate (sensitivity)")
+    ax.set_title("One-vs-rest ROC, out-of-fold")
+    ax.legend(loc="lower right")
+    ax.set_aspect("equal")
+    return fig
+
+
+def plot_stage_montage(
+    X,
+    y,
+    *,
+    saliency=None,
+    n_slices: int = 6,
+    patient_ids=None,
+    title="Coronal slices, one patient per stage",
+):
+    """Coronal slices of one patient per stage, with Grad-CAM contours if given.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, C, D, H, W)
+        One volume per row to show (e.g. the first patient of each stage).
+    y : array-like of shape (n,)
+        Their stages (row titles).
+    saliency : ndarray of shape (n, D, H, W), default=None
+        Grad-CAM maps, drawn as a translucent overlay.
+    n_slices : int, default=6
+        Evenly spaced slices through the middle 60 % of the volume.
+    """
+    plt = _plt()
+    X = np.asarray(X)
+    depth = X.shape[2]
+    idx = np.linspace(0.2 * depth, 0.8 * depth, n_slices).astype(int)
+    fig, axes = plt.subplots(
+        len(X),
+        n_slices,
+        figsize=(1.9 * n_slices, 2.0 * len(X)),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for r, vol in enumerate(X):
+        img = vol[0]
+        vmax = np.percentile(img, 99.5) or 1
+        for c, d in enumerate(idx):
+            ax = axes[r, c]
+            ax.imshow(img[d], cmap="gray", vmin=0, vmax=vmax)
+            if saliency is not None:
+                ax.imshow(saliency[r, d], cmap="jet", alpha=0.35, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"slice {d + 1}/{depth}", fontsize=9)
+            if c == 0:
+                who = "" if patient_ids is None else f"\n{patient_ids[r]}"
+                ax.set_ylabel(f"stage {y[r]}{who}", fontsize=10)
+    extra = (
+        " — Grad-CAM overlay (red = most influential)" if saliency is not None else ""
+    )
+    fig.suptitle(
+        title + extra + "\nanterior -> posterior; image left = patient right",
+        fontsize=10,
+    )
+    return fig

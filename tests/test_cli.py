@@ -1,0 +1,158 @@
+"""The spectclf command line, end to end on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from spectclf.cli import main
+
+TINY = ["--epochs", "1", "--shape", "8", "16", "16", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def cohort_dir(tmp_path_factory):
+    from spectclf import make_spect_phantoms, write_slice_folders
+
+    d = make_spect_phantoms((4, 4, 4, 4), shape=(8, 24, 24), random_state=0)
+    root = tmp_path_factory.mktemp("cli") / "cohort"
+    write_slice_folders(d.X, d.y, d.groups, root)
+    return root
+
+
+def test_evaluate_writes_report(cohort_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    rc = main(
+        [
+            "evaluate",
+            str(cohort_dir),
+            "--cv",
+            "2",
+            "--colormap",
+            "hot",
+            "--out",
+            str(out),
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["per_fold"]["balanced_accuracy"]) == 2
+    assert "baseline" in metrics
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    assert len(rows) == 16 and {r["true_stage"] for r in rows} == {"1", "2", "3", "4"}
+    for png in (
+        "confusion_matrix.png",
+        "fold_scores.png",
+        "roc_ovr.png",
+        "learning_curves.png",
+    ):
+        assert (out / png).stat().st_size > 1000
+    html = (out / "index.html").read_text()
+    assert "confusion_matrix.png" in html and "SBR baseline" in html
+    assert "balanced_accuracy" in capsys.readouterr().out
+
+
+def test_train_predict_explain(cohort_dir, tmp_path):
+    model = tmp_path / "m.joblib"
+    assert (
+        main(
+            ["train", str(cohort_dir), "--colormap", "hot", "--out", str(model), *TINY]
+        )
+        == 0
+    )
+    preds = tmp_path / "p.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(model),
+                str(cohort_dir / "stage_2"),
+                "--out",
+                str(preds),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(open(preds)))
+    assert [r["patient_id"] for r in rows] == ["P005", "P006", "P007", "P008"]
+    probs = np.array([[float(r[f"p_stage_{s}"]) for s in (1, 2, 3, 4)] for r in rows])
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
+    out = tmp_path / "explain"
+    assert (
+        main(
+            [
+                "explain",
+                str(model),
+                str(cohort_dir / "stage_1" / "P001"),
+                "--out",
+                str(out),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
+    assert np.load(out / "saliency.npy").shape == (1, 8, 16, 16)
+    assert (out / "gradcam.png").exists()
+
+
+def test_tune_command(cohort_dir, tmp_path):
+    out = tmp_path / "tuned.joblib"
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert (
+        main(
+            [
+                "tune",
+                str(cohort_dir),
+                "--trials",
+                "2",
+                "--cv",
+                "2",
+                "--storage",
+                db,
+                "--colormap",
+                "hot",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["trials"] == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "/nonexistent/folder"], "does not exist"),
+        (["predict", "missing.joblib", "."], "does not exist"),
+        (["evaluate", ".", "--epochs", "0"], None),
+    ],
+)
+def test_user_errors_exit_2_without_traceback(argv, message, capsys, tmp_path):
+    if argv[0] == "evaluate" and argv[1] == ".":
+        argv = ["evaluate", str(tmp_path), "--epochs", "0"]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "Traceback" not in err and "error" in err
+    if message:
+        assert message in err
+
+
+def test_bad_argument_and_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", ".", "--cv", "1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--help"])
+    assert exc.value.code == 0
+    assert "--out" in capsys.readouterr().out

@@ -1,0 +1,69 @@
+"""Grad-CAM saliency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spectclf import (
+    Spect3DClassifier,
+    grad_cam,
+    make_default_pipeline,
+    make_spect_phantoms,
+)
+from spectclf._regions import (
+    CANONICAL_STRUCTURES,
+    ellipsoid_mask,
+    region_masks,
+    standard_grid,
+)
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    kw = dict(shape=(16, 32, 32), counts=200.0, between_patient_sd=0.05)
+    train = make_spect_phantoms((12, 0, 0, 12), random_state=1, **kw)
+    clf = Spect3DClassifier(
+        max_epochs=20, lr=1e-2, module__width=8, augment=False, random_state=1
+    ).fit(train.X, train.y)
+    return clf, make_spect_phantoms((4, 0, 0, 4), random_state=2, **kw)
+
+
+def _brain_mask(shape):
+    return ellipsoid_mask(standard_grid(shape), *CANONICAL_STRUCTURES["brain"])
+
+
+@pytest.mark.parametrize("method", ["guided", "gradient"])
+def test_saliency_concentrates_in_striatum(model_and_data, method):
+    clf, test = model_and_data
+    sal, X_used = grad_cam(clf, test.X, method=method)
+    assert sal.shape == (8, 16, 32, 32) and X_used.shape == test.X.shape
+    assert sal.min() >= 0 and np.allclose(sal.max(axis=(1, 2, 3)), 1)
+    striatum = region_masks((16, 32, 32))["striatum"]
+    near = region_masks((16, 32, 32), scale=1.5)["striatum"]
+    rest_of_brain = _brain_mask((16, 32, 32)) & ~near
+    striatal, background = sal[:, striatum].mean(), sal[:, rest_of_brain].mean()
+    assert striatal > 1.5 * background, (striatal, background)
+
+
+def test_plain_gradcam_is_coarse_but_inside_the_head(model_and_data):
+    clf, test = model_and_data
+    sal, _ = grad_cam(clf, test.X, method="gradcam", layer="layers.0")
+    striatum = region_masks((16, 32, 32))["striatum"]
+    outside = ~_brain_mask((16, 32, 32))
+    assert sal[:, striatum].mean() > 1.5 * sal[:, outside].mean()
+
+
+def test_target_and_pipeline(model_and_data, small_phantoms):
+    clf, test = model_and_data
+    a, _ = grad_cam(clf, test.X[:2], target=1)
+    b, _ = grad_cam(clf, test.X[:2], target=4)
+    assert not np.allclose(a, b)
+    with pytest.raises(ValueError, match="not in classes_"):
+        grad_cam(clf, test.X[:1], target=2)
+    pipe = make_default_pipeline(
+        (8, 16, 16), max_epochs=1, batch_size=4, module__width=2, random_state=0
+    )
+    pipe.fit(small_phantoms.X, small_phantoms.y)
+    sal, Xt = grad_cam(pipe, small_phantoms.X[:3])
+    assert sal.shape == (3, 8, 16, 16) and Xt.shape == (3, 1, 8, 16, 16)
