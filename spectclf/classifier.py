@@ -102,6 +102,14 @@ class _SpectNet(NeuralNetClassifier):
             gen = self._aug_gen = torch.Generator().manual_seed(int(self.augment_seed))
         return gen
 
+    def initialize_module(self):
+        super().initialize_module()
+        if self.channels_last:
+            # weights must share the input's memory format, or oneDNN converts
+            # back and forth on every convolution
+            self.module_ = self.module_.to(memory_format=torch.channels_last_3d)
+        return self
+
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         Xi, yi = unpack_data(batch)
@@ -143,9 +151,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         ``"seed_cnn"``, ``"monai_resnet10"``...) or a module class. It is built with
         ``in_channels``, ``n_classes`` (and ``input_shape`` when it accepts one) plus
         every ``module__*`` parameter.
-    max_epochs : int, default=30
+    max_epochs : int, default=60
         Training epochs (fewer with early stopping).
-    lr : float, default=1e-3
+    lr : float, default=3e-3
         Learning rate.
     batch_size : int, default=8
         Volumes per batch.
@@ -238,8 +246,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         module="resnet3d",
-        max_epochs: int = 30,
-        lr: float = 1e-3,
+        max_epochs: int = 60,
+        lr: float = 3e-3,
         batch_size: int = 8,
         optimizer="adamw",
         weight_decay: float = 1e-3,

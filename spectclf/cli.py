@@ -83,8 +83,8 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs",
         type=int,
-        default=30,
-        help="training epochs of the CNN (default: 30)",
+        default=60,
+        help="training epochs of the CNN (default: 60)",
     )
     p.add_argument(
         "--shape",

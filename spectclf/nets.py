@@ -72,6 +72,10 @@ class ResNet3D(nn.Module):
         Normalisation layer; ``"group"`` suits very small batches.
     dropout : float, default=0.3
         Dropout before the linear head.
+    pool : {"avgmax", "avg", "max"}, default="avgmax"
+        Global pooling of the last feature map: average, maximum, or both
+        concatenated. Maximum pooling keeps small, hot structures (the striatum is
+        ~1 % of the volume) from being averaged away.
 
     Examples
     --------
@@ -89,6 +93,7 @@ class ResNet3D(nn.Module):
         depth: int | Sequence[int] = 1,
         norm: str = "batch",
         dropout: float = 0.3,
+        pool: str = "avgmax",
     ):
         super().__init__()
         depths = [int(depth)] * 4 if isinstance(depth, int) else [int(d) for d in depth]
@@ -112,9 +117,11 @@ class ResNet3D(nn.Module):
                 )
                 c_in = c_out
         self.layers = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool3d(1)
+        if pool not in ("avgmax", "avg", "max"):
+            raise ValueError(f"pool must be 'avgmax', 'avg' or 'max', got {pool!r}")
+        self.pool_mode = pool
         self.dropout = nn.Dropout(float(dropout))
-        self.head = nn.Linear(c_in, n_classes)
+        self.head = nn.Linear(c_in * (2 if pool == "avgmax" else 1), n_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -137,7 +144,13 @@ class ResNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, n_classes)`` for volumes ``(N, C, D, H, W)``."""
-        return self.head(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
+        f = self.features(x)
+        pooled = []
+        if self.pool_mode in ("avg", "avgmax"):
+            pooled.append(f.mean(dim=(2, 3, 4)))
+        if self.pool_mode in ("max", "avgmax"):
+            pooled.append(f.amax(dim=(2, 3, 4)))
+        return self.head(self.dropout(torch.cat(pooled, dim=1)))
 
 
 class SeedCNN(nn.Module):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from spectclf.classifier import Spect3DClassifier
 from spectclf.features import make_sbr_baseline
 from spectclf.sampling import PatientPipeline
-from spectclf.transforms import IntensityNormalizer, VolumeResizer
+from spectclf.transforms import CenterCrop, IntensityNormalizer, VolumeResizer
 
 __all__ = ["make_default_pipeline", "make_sbr_baseline"]
 
@@ -15,15 +15,22 @@ __all__ = ["make_default_pipeline", "make_sbr_baseline"]
 def make_default_pipeline(
     shape: Sequence[int] = (32, 64, 64),
     *,
+    crop: float | Sequence[float] | None = 0.625,
     sampler=None,
     **classifier_params,
 ) -> PatientPipeline:
-    """The default spectclf model: resize, reference-normalise, (balance), 3-D ResNet.
+    """The default spectclf model: resize, reference-normalise, crop, (balance), ResNet.
 
     Parameters
     ----------
     shape : tuple of 3 ints, default=(32, 64, 64)
         ``(D, H, W)`` every volume is resampled to.
+    crop : float, tuple of 3 floats or None, default=0.625
+        Keep the central block of this fraction of ``shape`` per axis (``(20, 40,
+        40)`` of ``(32, 64, 64)``) after normalisation. The striatum sits in the centre
+        of a head-centred field of view; cropping drops the ~85 % of voxels that carry
+        no stage information, trains about 3x faster and scored clearly better on the
+        demo cohort (see the benchmarks). Use None for off-centre data.
     sampler : imblearn sampler, default=None
         Optional balancing step (e.g. :class:`~spectclf.VolumeRandomOverSampler`),
         named ``"balance"``.
@@ -34,19 +41,33 @@ def make_default_pipeline(
     Returns
     -------
     pipeline : PatientPipeline
-        Steps ``resize``, ``norm``, ``balance`` (``"passthrough"`` without a sampler)
-        and ``clf``; ``fit(X, y, groups=...)`` keeps patient ids aligned.
+        Steps ``resize``, ``norm``, ``crop``, ``balance`` (``"passthrough"`` when not
+        used) and ``clf``; ``fit(X, y, groups=...)`` keeps patient ids aligned.
 
     Examples
     --------
     >>> pipe = make_default_pipeline(max_epochs=5, random_state=0)
     >>> [name for name, _ in pipe.steps]
-    ['resize', 'norm', 'balance', 'clf']
+    ['resize', 'norm', 'crop', 'balance', 'clf']
+    >>> pipe.named_steps["crop"].shape
+    (20, 40, 40)
     """
+    shape = tuple(int(s) for s in shape)
+    crop_step = "passthrough"
+    if crop is not None:
+        frac = (crop,) * 3 if isinstance(crop, (int, float)) else tuple(crop)
+        if len(frac) != 3 or not all(0 < f <= 1 for f in frac):
+            raise ValueError(
+                f"crop must be a fraction in (0, 1] or three of them, got {crop!r}"
+            )
+        crop_step = CenterCrop(
+            tuple(max(1, round(s * f)) for s, f in zip(shape, frac, strict=True))
+        )
     return PatientPipeline(
         [
             ("resize", VolumeResizer(shape)),
             ("norm", IntensityNormalizer(method="reference")),
+            ("crop", crop_step),
             ("balance", sampler if sampler is not None else "passthrough"),
             ("clf", Spect3DClassifier(**classifier_params)),
         ]

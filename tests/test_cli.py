@@ -98,7 +98,7 @@ def test_train_predict_explain(cohort_dir, tmp_path):
         )
         == 0
     )
-    assert np.load(out / "saliency.npy").shape == (1, 8, 16, 16)
+    assert np.load(out / "saliency.npy").shape == (1, 5, 10, 10)  # cropped
     assert (out / "gradcam.png").exists()
 
 
