@@ -261,7 +261,17 @@ def cmd_demo(args) -> int:
         "building (or reusing) the demo cohort: synthetic DaTscan phantoms rendered "
         "as 'hot'-coloured PNG slices, read back through load_slice_folders"
     )
-    data = load_demo(args.data_home, verbose=args.verbose)
+    # the demo slices are rendered with "hot": invert it, as a user would
+    args.colormap, args.target_shape, args.skip_bad = "hot", None, False
+    kwargs = {}
+    if args.quick:
+        kwargs = {"n_per_stage": (8, 8, 8, 5), "shape": (16, 32, 32)}
+        args.epochs, args.cv, args.shape = (
+            min(args.epochs, 5),
+            min(args.cv, 3),
+            (16, 32, 32),
+        )
+    data = load_demo(args.data_home, verbose=args.verbose, **kwargs)
     _log(f"slice folders: {data.root}")
     _summarise(data)
     rc = _evaluate_and_report(
@@ -444,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="spectclf-demo", help="report folder")
     p.add_argument("--data-home", default=None, help="cache folder of the demo data")
     p.add_argument("--cv", type=int, default=5, help="folds (default: 5)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a 29-patient cohort, 5 epochs, 3 folds: a smoke test in about a minute",
+    )
     _add_model(p)
     _add_common(p)
     p.set_defaults(func=cmd_demo)

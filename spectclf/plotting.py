@@ -81,10 +81,23 @@ def plot_fold_scores(
             s=18,
             label="fold" if i == 0 else None,
         )
-    ax.set_xticks(
-        range(len(metrics)),
-        [m.replace("_", " ").replace("ovr", "(one-vs-rest)") for m in metrics],
-    )
+    names = {
+        "balanced_accuracy": "balanced\naccuracy",
+        "f1_macro": "macro F1",
+        "qwk": "quadratic\nweighted kappa",
+        "roc_auc_ovr": "ROC AUC\n(one-vs-rest)",
+    }
+    ax.set_xticks(range(len(metrics)), [names.get(m, m) for m in metrics])
+    n_classes = sum(k.startswith("recall_stage_") for k in per_fold) or 4
+    if "balanced_accuracy" in metrics:
+        ax.hlines(
+            1 / n_classes,
+            -0.4,
+            0.4,
+            colors="grey",
+            linestyles=":",
+            label="chance (balanced accuracy)",
+        )
     ax.set_ylim(min(0, ax.get_ylim()[0]), 1.05)
     ax.set_ylabel("score (1 = perfect)")
     ax.set_title("Patient-grouped cross-validation: score per fold (bar = mean)")

@@ -210,3 +210,11 @@ def test_cuda_matches_contract(small_phantoms):
     clf = Spect3DClassifier(**FAST, device="cuda").fit(d.X, d.y)
     assert next(clf.module_.parameters()).is_cuda
     np.testing.assert_allclose(clf.predict_proba(d.X).sum(1), 1.0)
+
+
+def test_diverging_training_stops_with_clear_error(small_phantoms):
+    d = small_phantoms
+    with pytest.raises(FloatingPointError, match="Training loss became"):
+        Spect3DClassifier(**{**FAST, "max_epochs": 5}, lr=1e12, augment=False).fit(
+            d.X * 1e6, d.y
+        )

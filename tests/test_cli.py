@@ -156,3 +156,34 @@ def test_bad_argument_and_help(capsys):
         main(["demo", "--help"])
     assert exc.value.code == 0
     assert "--out" in capsys.readouterr().out
+
+
+def test_quick_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    rc = main(
+        [
+            "demo",
+            "--quick",
+            "--out",
+            str(out),
+            "--data-home",
+            str(tmp_path / "cache"),
+            "--epochs",
+            "2",
+            "--verbose",
+            "0",
+        ]
+    )
+    assert rc == 0
+    for name in (
+        "index.html",
+        "metrics.json",
+        "predictions.csv",
+        "model.joblib",
+        "stage_montage.png",
+        "confusion_matrix.png",
+    ):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["info"]["patients"] == 29
+    assert len(metrics["per_fold"]["qwk"]) == 3
