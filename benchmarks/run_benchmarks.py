@@ -102,8 +102,16 @@ def child(name: str, shape, bf16: bool, channels_last: bool, steps: int) -> dict
 
 
 def run_child(name, shape, bf16, channels_last, steps) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, "--shape", *map(str, shape),
-           "--steps", str(steps)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        "--shape",
+        *map(str, shape),
+        "--steps",
+        str(steps),
+    ]
     cmd += ["--bf16"] if bf16 else []
     cmd += ["--channels-last"] if channels_last else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -112,10 +120,15 @@ def run_child(name, shape, bf16, channels_last, steps) -> dict:
 
 def throughput_table(quick: bool) -> tuple[list[dict], dict]:
     steps = 3 if quick else 8
-    ceiling = {"fp32": matmul_gflops(torch.float32),
-               "bf16": matmul_gflops(torch.bfloat16)}
-    print(f"matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, "
-          f"bf16 {ceiling['bf16']:.0f} GFLOP/s", flush=True)
+    ceiling = {
+        "fp32": matmul_gflops(torch.float32),
+        "bf16": matmul_gflops(torch.bfloat16),
+    }
+    print(
+        f"matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, "
+        f"bf16 {ceiling['bf16']:.0f} GFLOP/s",
+        flush=True,
+    )
     full, crop = (32, 64, 64), (20, 40, 40)
     cases = [
         ("seed_cnn", "seed_cnn", full, False, False),
@@ -134,8 +147,11 @@ def throughput_table(quick: bool) -> tuple[list[dict], dict]:
     rows = []
     for label, name, shape, bf16, cl in cases:
         r = run_child(name, shape, bf16, cl, steps)
-        r.update(label=label, input=f"1x{'x'.join(map(str, shape))}",
-                 ceiling_fraction=r["train_gflop_s"] / ceiling["bf16" if bf16 else "fp32"])
+        r.update(
+            label=label,
+            input=f"1x{'x'.join(map(str, shape))}",
+            ceiling_fraction=r["train_gflop_s"] / ceiling["bf16" if bf16 else "fp32"],
+        )
         rows.append(r)
         print(f"  {label:<44} {r['train_vol_s']:7.1f} vol/s train", flush=True)
     ref = rows[0]["train_vol_s"]
@@ -157,65 +173,111 @@ def cv_table(quick: bool, full: bool) -> list[dict]:
     epochs = 20 if quick else 60
     models = [
         ("SBR baseline (logistic regression)", make_sbr_baseline(0)),
-        ("resnet3d default (fp32)", make_default_pipeline(max_epochs=epochs,
-                                                          random_state=0)),
-        ("resnet3d bf16", make_default_pipeline(max_epochs=epochs, precision="bf16",
-                                                random_state=0)),
-        ("seed_cnn (same pipeline)", make_default_pipeline(
-            max_epochs=epochs, module="seed_cnn", lr=1e-3, random_state=0)),
+        (
+            "resnet3d default (fp32)",
+            make_default_pipeline(max_epochs=epochs, random_state=0),
+        ),
+        (
+            "resnet3d bf16",
+            make_default_pipeline(max_epochs=epochs, precision="bf16", random_state=0),
+        ),
+        (
+            "seed_cnn (same pipeline)",
+            make_default_pipeline(
+                max_epochs=epochs, module="seed_cnn", lr=1e-3, random_state=0
+            ),
+        ),
     ]
     if full:
         models += [
-            ("resnet3d + class_weight='balanced'", make_default_pipeline(
-                max_epochs=epochs, class_weight="balanced", random_state=0)),
-            ("resnet3d + random oversampling", make_default_pipeline(
-                max_epochs=epochs, sampler=VolumeRandomOverSampler(random_state=0),
-                random_state=0)),
-            ("resnet3d, no crop, avg pool, lr 1e-3, 30 ep (first version)",
-             make_default_pipeline(crop=None, max_epochs=30, lr=1e-3,
-                                   module__pool="avg", random_state=0)),
+            (
+                "resnet3d + class_weight='balanced'",
+                make_default_pipeline(
+                    max_epochs=epochs, class_weight="balanced", random_state=0
+                ),
+            ),
+            (
+                "resnet3d + random oversampling",
+                make_default_pipeline(
+                    max_epochs=epochs,
+                    sampler=VolumeRandomOverSampler(random_state=0),
+                    random_state=0,
+                ),
+            ),
+            (
+                "resnet3d, no crop, avg pool, lr 1e-3, 30 ep (first version)",
+                make_default_pipeline(
+                    crop=None,
+                    max_epochs=30,
+                    lr=1e-3,
+                    module__pool="avg",
+                    random_state=0,
+                ),
+            ),
         ]
     rows = []
     for label, model in models:
         t = time.perf_counter()
         try:
-            res = evaluate(model, data.X, data.y, data.groups, cv=5, random_state=0,
-                           verbose=0)
+            res = evaluate(
+                model, data.X, data.y, data.groups, cv=5, random_state=0, verbose=0
+            )
         except FloatingPointError as exc:  # bf16 can diverge on some CPUs
             print(f"  {label}: failed ({exc})", flush=True)
             rows.append({"label": label, "error": str(exc)})
             continue
         wall = time.perf_counter() - t
         s = res.summary
-        row = {"label": label, "wall_s": wall,
-               **{k: s[k]["mean"] for k in ("balanced_accuracy", "qwk", "f1_macro",
-                                            "recall_stage_4", "mae")},
-               "balanced_accuracy_ci95": s["balanced_accuracy"]["ci95"]}
+        row = {
+            "label": label,
+            "wall_s": wall,
+            **{
+                k: s[k]["mean"]
+                for k in (
+                    "balanced_accuracy",
+                    "qwk",
+                    "f1_macro",
+                    "recall_stage_4",
+                    "mae",
+                )
+            },
+            "balanced_accuracy_ci95": s["balanced_accuracy"]["ci95"],
+        }
         rows.append(row)
-        print(f"  {label:<44} bal.acc {row['balanced_accuracy']:.3f}  QWK "
-              f"{row['qwk']:.3f}  stage-4 recall {row['recall_stage_4']:.2f}  "
-              f"{wall:.0f} s", flush=True)
+        print(
+            f"  {label:<44} bal.acc {row['balanced_accuracy']:.3f}  QWK "
+            f"{row['qwk']:.3f}  stage-4 recall {row['recall_stage_4']:.2f}  "
+            f"{wall:.0f} s",
+            flush=True,
+        )
     return rows
 
 
 def to_markdown(speed, ceiling, cv) -> str:
-    lines = [f"Matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, bf16 "
-             f"{ceiling['bf16']:.0f} GFLOP/s; batch {BATCH}; {torch.get_num_threads()} "
-             "threads.", "",
-             "| network | input | params | GFLOP/vol (fwd) | train vol/s | x seed_cnn "
-             "| infer vol/s | GFLOP/s | % of ceiling | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, bf16 "
+        f"{ceiling['bf16']:.0f} GFLOP/s; batch {BATCH}; {torch.get_num_threads()} "
+        "threads.",
+        "",
+        "| network | input | params | GFLOP/vol (fwd) | train vol/s | x seed_cnn "
+        "| infer vol/s | GFLOP/s | % of ceiling | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in speed:
         lines.append(
             f"| {r['label']} | {r['input']} | {r['params'] / 1e6:.2f} M | "
             f"{r['fwd_gflop_per_volume']:.2f} | {r['train_vol_s']:.1f} | "
             f"{r['train_speedup_vs_seed_cnn']:.2f} | {r['infer_vol_s']:.0f} | "
             f"{r['train_gflop_s']:.0f} | {100 * r['ceiling_fraction']:.0f} % | "
-            f"{r['peak_rss_mb']:.0f} |")
+            f"{r['peak_rss_mb']:.0f} |"
+        )
     if cv:
-        lines += ["", "| model (5-fold patient-grouped CV, demo cohort) | balanced acc "
-                  "| QWK | macro F1 | stage-4 recall | MAE | wall s |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| model (5-fold patient-grouped CV, demo cohort) | balanced acc "
+            "| QWK | macro F1 | stage-4 recall | MAE | wall s |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in cv:
             if "error" in r:
                 lines.append(f"| {r['label']} | failed: {r['error']} | | | | | |")
@@ -223,27 +285,41 @@ def to_markdown(speed, ceiling, cv) -> str:
             lines.append(
                 f"| {r['label']} | {r['balanced_accuracy']:.3f} | {r['qwk']:.3f} | "
                 f"{r['f1_macro']:.3f} | {r['recall_stage_4']:.2f} | {r['mae']:.2f} | "
-                f"{r['wall_s']:.0f} |")
+                f"{r['wall_s']:.0f} |"
+            )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer steps and epochs")
-    p.add_argument("--full", action="store_true",
-                   help="also CV the imbalance variants and the first version")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="also CV the imbalance variants and the first version",
+    )
     p.add_argument("--skip-cv", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--shape", type=int, nargs=3, default=(32, 64, 64),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--shape", type=int, nargs=3, default=(32, 64, 64), help=argparse.SUPPRESS
+    )
     p.add_argument("--steps", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--channels-last", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, tuple(args.shape), args.bf16,
-                               args.channels_last, args.steps)))
+        print(
+            json.dumps(
+                child(
+                    args.child,
+                    tuple(args.shape),
+                    args.bf16,
+                    args.channels_last,
+                    args.steps,
+                )
+            )
+        )
         return 0
     print("== training / inference throughput ==", flush=True)
     speed, ceiling = throughput_table(args.quick)
@@ -253,9 +329,18 @@ def main(argv=None) -> int:
         cv = cv_table(args.quick, args.full)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(
-        {"ceiling_gflop_s": ceiling, "speed": speed, "cv": cv,
-         "torch": torch.__version__, "threads": torch.get_num_threads()}, indent=2))
+    (out / "bench.json").write_text(
+        json.dumps(
+            {
+                "ceiling_gflop_s": ceiling,
+                "speed": speed,
+                "cv": cv,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            },
+            indent=2,
+        )
+    )
     md = to_markdown(speed, ceiling, cv)
     (out / "bench.md").write_text(md + "\n")
     print()

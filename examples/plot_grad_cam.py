@@ -16,8 +16,9 @@ from spectclf.plotting import plot_stage_montage
 kw = dict(shape=(16, 32, 32), counts=200.0)
 train = make_spect_phantoms((12, 0, 0, 12), random_state=1, **kw)
 test = make_spect_phantoms((1, 0, 0, 1), random_state=2, **kw)
-clf = Spect3DClassifier(max_epochs=20, lr=1e-2, module__width=8, augment=False,
-                        random_state=1).fit(train.X, train.y)
+clf = Spect3DClassifier(
+    max_epochs=20, lr=1e-2, module__width=8, augment=False, random_state=1
+).fit(train.X, train.y)
 
 # %%
 saliency, X_used = grad_cam(clf, test.X)

@@ -10,11 +10,12 @@ cross-validation; intermediate fold scores feed the pruner. With
 # %%
 import matplotlib.pyplot as plt
 
-from spectclf import Spect3DClassifier, make_spect_phantoms, tune
+from spectclf import make_default_pipeline, make_spect_phantoms, tune
 
-data = make_spect_phantoms((5, 5, 5, 3), shape=(12, 24, 24), random_state=2)
-clf = Spect3DClassifier(max_epochs=3, batch_size=4, random_state=0)
-result = tune(clf, data.X, data.y, data.groups, n_trials=4, cv=3, random_state=0)
+data = make_spect_phantoms((8, 8, 8, 4), shape=(30, 64, 64), random_state=2)
+model = make_default_pipeline(max_epochs=10, random_state=0)
+# the default search space finds the classifier step inside the pipeline
+result = tune(model, data.X, data.y, data.groups, n_trials=4, cv=3, random_state=0)
 print("best balanced accuracy:", round(result.best_score, 3))
 print("best parameters:", result.best_params)
 

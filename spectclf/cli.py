@@ -206,12 +206,8 @@ def _evaluate_and_report(
 
         _fit_with_groups(final, data.X, data.y, data.groups)
         info["final fit time (s)"] = round(time.perf_counter() - t0, 1)
-        import joblib
 
-        joblib.dump(
-            {"model": final, "load": _load_options(args), "classes": np.unique(data.y)},
-            out / "model.joblib",
-        )
+        _save_model(out / "model.joblib", final, args)
         info["model file"] = str(out / "model.joblib")
         first = [int(np.flatnonzero(data.y == s)[0]) for s in np.unique(data.y)]
         if args.model != "sbr":
@@ -303,7 +299,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_train(args) -> int:
     """Fit a model on all patients and save it with joblib."""
-    import joblib
 
     from spectclf.model_selection import _fit_with_groups
 
@@ -313,12 +308,17 @@ def cmd_train(args) -> int:
     _log(f"training the {args.model} model on {len(data.y)} patients")
     _fit_with_groups(model, data.X, data.y, data.groups)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(
-        {"model": model, "load": _load_options(args), "classes": np.unique(data.y)},
-        args.out,
-    )
+    _save_model(args.out, model, args)
     _log(f"saved to {args.out} ({time.perf_counter() - t0:.0f} s)")
     return 0
+
+
+def _save_model(path, model, args) -> None:
+    """A model file: the fitted model plus how to load data for it."""
+    import joblib
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"model": model, "load": _load_options(args)}, path)
 
 
 def _load_model(path):
@@ -360,7 +360,6 @@ def cmd_predict(args) -> int:
 
 def cmd_tune(args) -> int:
     """Optuna search under patient-grouped CV; resumable with --storage."""
-    import joblib
 
     from spectclf import tune
 
@@ -383,14 +382,7 @@ def cmd_tune(args) -> int:
         verbose=args.verbose,
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(
-        {
-            "model": res.best_estimator,
-            "load": _load_options(args),
-            "classes": np.unique(data.y),
-        },
-        args.out,
-    )
+    _save_model(args.out, res.best_estimator, args)
     summary = {
         "best_score": res.best_score,
         "best_params": {k: repr(v) for k, v in res.best_params.items()},

@@ -238,7 +238,16 @@ def aggregate_by_patient(proba, groups, y=None):
     return patients, sums / counts, patient_y
 
 
-def _ci95(values) -> tuple[float, float]:
+def _metric_range(name: str) -> tuple[float, float]:
+    if name == "mae":
+        return (0.0, np.inf)
+    if name == "qwk":
+        return (-1.0, 1.0)
+    return (0.0, 1.0)
+
+
+def _ci95(values, low: float = -np.inf, high: float = np.inf) -> tuple[float, float]:
+    """t-based 95 % confidence interval of the mean, clipped to the metric's range."""
     from scipy import stats
 
     values = np.asarray(values, dtype=float)
@@ -248,7 +257,10 @@ def _ci95(values) -> tuple[float, float]:
     half = (
         stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     )
-    return (float(values.mean() - half), float(values.mean() + half))
+    return (
+        float(max(low, values.mean() - half)),
+        float(min(high, values.mean() + half)),
+    )
 
 
 def evaluate(
@@ -378,7 +390,7 @@ def evaluate(
         name: {
             "mean": float(np.nanmean(v)),
             "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0,
-            "ci95": _ci95(v),
+            "ci95": _ci95(v, *_metric_range(name)),
         }
         for name, v in per_fold.items()
     }

@@ -195,7 +195,9 @@ def plot_stage_montage(
             ax = axes[r, c]
             ax.imshow(img[d], cmap="gray", vmin=0, vmax=vmax)
             if saliency is not None:
-                ax.imshow(saliency[r, d], cmap="jet", alpha=0.35, vmin=0, vmax=1)
+                # only the salient part is coloured, so the anatomy stays readable
+                sal = np.ma.masked_less(saliency[r, d], 0.2)
+                ax.imshow(sal, cmap="jet", alpha=0.6, vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
