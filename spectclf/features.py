@@ -65,7 +65,7 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
     >>> d = make_spect_phantoms((2, 0, 0, 2), shape=(30, 64, 64), random_state=0)
     >>> F = SBRFeatures().fit_transform(d.X)
     >>> F.shape, bool(F[:2, 2].mean() > F[2:, 2].mean())  # putamen SBR: stage 1 > 4
-    ((4, 15), True)
+    ((4, 13), True)
     """
 
     def __init__(self, *, region_scale: float = 1.0, masks=None):

@@ -115,7 +115,7 @@ def stage_report(y_true, y_pred, *, digits: int = 3, print_: bool = True) -> str
         2         1   1.000      1.000  1.000
         3         1   0.000      0.000  0.000
         4         1   1.000      0.500  0.667
-    balanced accuracy 0.750 | macro F1 0.667 | QWK 0.889 | MAE 0.250 stages
+    balanced accuracy 0.750 | macro F1 0.667 | QWK 0.917 | MAE 0.250 stages
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = np.unique(np.concatenate([y_true, y_pred]))
