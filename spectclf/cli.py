@@ -426,6 +426,18 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def _command(sub, name, func, help_, *, data=False, model=False):
+    """A sub-command parser with the shared option groups it needs."""
+    p = sub.add_parser(name, help=help_, description=func.__doc__)
+    if data:
+        _add_data(p)
+    if model:
+        _add_model(p)
+    _add_common(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``spectclf`` argument parser."""
     from spectclf import __version__
@@ -438,10 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "demo",
-        help="run the whole job on the built-in demo cohort",
-        description=cmd_demo.__doc__,
+        cmd_demo,
+        "run the whole job on the built-in demo cohort",
+        model=True,
     )
     p.add_argument("--out", default="spectclf-demo", help="report folder")
     p.add_argument("--data-home", default=None, help="cache folder of the demo data")
@@ -449,16 +463,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a 29-patient cohort, 5 epochs, 3 folds: a smoke test in about a minute",
+        help="a 29-patient cohort, at most 5 epochs and 3 folds: a smoke "
+        "test in about a minute",
     )
-    _add_model(p)
-    _add_common(p)
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "evaluate",
-        help="cross-validate on your data, write a report",
-        description=cmd_evaluate.__doc__,
+        cmd_evaluate,
+        "cross-validate on your data, write a report",
+        data=True,
+        model=True,
     )
     p.add_argument("data_dir", help="folder: <stage>/<patient>/<slice images>")
     p.add_argument("--out", default="spectclf-report", help="report folder")
@@ -466,38 +481,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-baseline", action="store_true", help="skip the SBR baseline comparison"
     )
-    _add_data(p)
-    _add_model(p)
-    _add_common(p)
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "train",
-        help="fit on all patients and save the model",
-        description=cmd_train.__doc__,
+        cmd_train,
+        "fit on all patients and save the model",
+        data=True,
+        model=True,
     )
     p.add_argument("data_dir")
     p.add_argument("--out", default="model.joblib")
-    _add_data(p)
-    _add_model(p)
-    _add_common(p)
-    p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "predict",
-        help="predict stages of patient folders",
-        description=cmd_predict.__doc__,
-    )
+    p = _command(sub, "predict", cmd_predict, "predict stages of patient folders")
     p.add_argument("model_file")
     p.add_argument("data_dir", help="a patient folder, or a folder of patient folders")
     p.add_argument("--out", default="predictions.csv")
-    _add_common(p)
-    p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "tune",
-        help="Optuna search, resumable with --storage",
-        description=cmd_tune.__doc__,
+        cmd_tune,
+        "Optuna search, resumable with --storage",
+        data=True,
+        model=True,
     )
     p.add_argument("data_dir")
     p.add_argument("--trials", type=int, default=20)
@@ -510,21 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study-name", default=None)
     p.add_argument("--timeout", type=float, default=None, help="seconds")
     p.add_argument("--out", default="tuned.joblib")
-    _add_data(p)
-    _add_model(p)
-    _add_common(p)
-    p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser(
-        "explain",
-        help="Grad-CAM saliency for one patient",
-        description=cmd_explain.__doc__,
-    )
+    p = _command(sub, "explain", cmd_explain, "Grad-CAM saliency for one patient")
     p.add_argument("model_file")
     p.add_argument("patient_dir")
     p.add_argument("--out", default="spectclf-explain")
-    _add_common(p)
-    p.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -21,7 +21,6 @@ from spectclf import (
 )
 from spectclf.augment import VolumeAugmenter
 
-
 SAMPLERS = [
     VolumeRandomOverSampler(random_state=0),
     VolumeRandomUnderSampler(random_state=0),
