@@ -6,14 +6,28 @@ on one side. Stages are stratified so that the rare stage 4 appears in every fol
 
 from __future__ import annotations
 
+import inspect
+import time
 import warnings
 from collections.abc import Iterable
 
 import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    roc_auc_score,
+)
 from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch, check_random_state
 
 from spectclf.exceptions import PatientLeakageError, PatientLeakageWarning
+from spectclf.metrics import (
+    mean_absolute_stage_error,
+    quadratic_weighted_kappa,
+    stage_recall,
+)
 
 __all__ = [
     "PatientStratifiedGroupKFold",
@@ -201,8 +215,6 @@ def _warn_ungrouped(what: str) -> None:
 
 def _fit_with_groups(estimator, X, y, groups):
     """Fit, handing ``groups`` to estimators (or pipelines) whose ``fit`` takes them."""
-    import inspect
-
     if groups is not None and "groups" in inspect.signature(estimator.fit).parameters:
         return estimator.fit(X, y, groups=groups)
     return estimator.fit(X, y)
@@ -308,25 +320,11 @@ def evaluate(
         ``confusion_matrix``, ``histories`` (per-fold training curves, if any),
         ``fit_time``, and ``estimators`` if asked.
     """
-    import time
-
-    from sklearn.base import clone
-    from sklearn.metrics import confusion_matrix, roc_auc_score
-    from sklearn.utils import Bunch
-
-    from spectclf.metrics import (
-        mean_absolute_stage_error,
-        quadratic_weighted_kappa,
-        stage_recall,
-    )
-
     if groups is None:
         raise PatientLeakageError(
             "evaluate needs groups= (patient ids): without them, slices or copies of "
             "one patient can be in training and test folds."
         )
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
     y = np.asarray(y)
     groups = np.asarray(groups)
     if len(y) != len(groups) or len(y) != len(X):
