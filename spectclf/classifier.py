@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 import inspect
 import warnings
 from typing import Any
@@ -139,6 +140,12 @@ class _SpectNet(NeuralNetClassifier):
         state = super().__getstate__()
         state.pop("_aug_gen", None)  # torch generators do not pickle
         return state
+
+
+def _duplicate_groups(X: np.ndarray) -> np.ndarray:
+    """One group id per distinct row: exact copies (from oversampling) share one."""
+    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in X]
+    return np.unique(np.asarray(keys, dtype=object), return_inverse=True)[1]
 
 
 class Spect3DClassifier(ClassifierMixin, BaseEstimator):
@@ -566,7 +573,13 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             if groups is None:
                 if X.shape[2] == 1 and X.shape[3] > 1:
                     _warn_ungrouped("Validation split of 2-D slices")
-                groups_ = np.arange(len(y))
+                groups_ = _duplicate_groups(X)
+                if len(np.unique(groups_)) < len(y):
+                    _warn_ungrouped(
+                        f"Validation split of X with {len(y) - len(np.unique(groups_))}"
+                        " repeated rows (oversampling?); identical rows were kept "
+                        "together, but augmented copies cannot be recognised. A split"
+                    )
             else:
                 groups_ = groups
             _, valid_idx = grouped_train_valid_split(

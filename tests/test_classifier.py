@@ -199,8 +199,15 @@ def test_seed_cnn_and_bf16_paths(small_phantoms):
         module="seed_cnn", max_epochs=1, batch_size=4, random_state=0
     ).fit(d.X, d.y)
     assert clf.predict_proba(d.X).shape == (12, 4)
-    clf = Spect3DClassifier(**FAST, precision="bf16", channels_last=True).fit(d.X, d.y)
-    np.testing.assert_allclose(clf.predict_proba(d.X).sum(1), 1.0)
+    # bf16 on torch's CPU kernels sometimes yields NaN gradients: the documented
+    # outcomes are valid probabilities or our FloatingPointError, never NaN output
+    try:
+        clf = Spect3DClassifier(**FAST, precision="bf16", channels_last=True)
+        proba = clf.fit(d.X, d.y).predict_proba(d.X)
+    except FloatingPointError as exc:
+        assert "precision='fp32'" in str(exc)
+    else:
+        np.testing.assert_allclose(proba.sum(1), 1.0)
 
 
 @pytest.mark.gpu
@@ -218,3 +225,17 @@ def test_diverging_training_stops_with_clear_error(small_phantoms):
         Spect3DClassifier(**{**FAST, "max_epochs": 5}, lr=1e12, augment=False).fit(
             d.X * 1e6, d.y
         )
+
+
+def test_duplicated_rows_without_groups_stay_together(small_phantoms):
+    from spectclf import VolumeRandomOverSampler
+
+    d = small_phantoms
+    y = np.array([1] * 6 + [2] * 3 + [3] * 3)
+    Xr, yr = VolumeRandomOverSampler(random_state=0).fit_resample(d.X, y)
+    with pytest.warns(PatientLeakageWarning, match="repeated rows"):
+        clf = Spect3DClassifier(**FAST, valid_size=0.3).fit(Xr, yr)
+    valid = clf.net_.train_split.valid_indices
+    train = np.setdiff1d(np.arange(len(yr)), valid)
+    train_rows = {Xr[i].tobytes() for i in train}
+    assert not any(Xr[i].tobytes() in train_rows for i in valid)
