@@ -25,7 +25,7 @@ from spectclf.transforms import (
     ToGrayscale,
     VolumeResizer,
 )
-from spectclf.tuning import tune
+from spectclf.tuning import TunedClassifier, nested_cv, tune
 
 __version__ = "0.1.0"
 
@@ -44,6 +44,8 @@ __all__ = [
     "make_sbr_baseline",
     "stage_report",
     "tune",
+    "TunedClassifier",
+    "nested_cv",
     "CenterCrop",
     "ColormapToIntensity",
     "IntensityNormalizer",

@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 import optuna
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import get_scorer
 from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted
 
 from spectclf.classifier import Spect3DClassifier
 from spectclf.exceptions import PatientLeakageError
@@ -26,7 +27,7 @@ from spectclf.model_selection import (
     check_no_patient_leakage,
 )
 
-__all__ = ["tune", "default_search_space"]
+__all__ = ["tune", "default_search_space", "TunedClassifier", "nested_cv"]
 
 
 def _classifier_prefix(estimator) -> str:
@@ -259,4 +260,119 @@ def tune(
         best_score=float(best.value),
         study=study,
         wall_time=wall,
+    )
+
+
+class TunedClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier whose ``fit`` runs :func:`tune` and keeps the refit best model.
+
+    Cross-validating it with :func:`~spectclf.evaluate` is nested cross-validation:
+    every outer fold tunes on its own training patients only, so the outer scores
+    are an unbiased estimate of "tune, then train" — unlike the best score of a study.
+
+    Parameters
+    ----------
+    estimator : classifier or pipeline
+        What to tune.
+    n_trials : int, default=10
+    cv : int or splitter, default=3
+        Inner folds.
+    search_space, scoring, pruner, random_state
+        As in :func:`tune`.
+
+    Attributes
+    ----------
+    best_estimator_ : estimator
+    best_params_ : dict
+    best_score_ : float
+    classes_ : ndarray
+    """
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        n_trials=10,
+        cv=3,
+        search_space=None,
+        scoring="balanced_accuracy",
+        pruner=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.n_trials = n_trials
+        self.cv = cv
+        self.search_space = search_space
+        self.scoring = scoring
+        self.pruner = pruner
+        self.random_state = random_state
+
+    def fit(self, X, y, groups=None):
+        """Tune on ``(X, y, groups)`` and refit the best parameters on all of it."""
+        res = tune(
+            self.estimator,
+            X,
+            y,
+            groups,
+            n_trials=self.n_trials,
+            cv=self.cv,
+            search_space=self.search_space,
+            scoring=self.scoring,
+            pruner=self.pruner,
+            random_state=self.random_state,
+            verbose=0,
+        )
+        self.best_estimator_ = res.best_estimator
+        self.best_params_ = res.best_params
+        self.best_score_ = res.best_score
+        self.classes_ = self.best_estimator_.classes_
+        return self
+
+    def predict_proba(self, X):
+        """Probabilities of the tuned model."""
+        check_is_fitted(self)
+        return self.best_estimator_.predict_proba(X)
+
+    def predict(self, X):
+        """Predictions of the tuned model."""
+        check_is_fitted(self)
+        return self.best_estimator_.predict(X)
+
+
+def nested_cv(
+    estimator,
+    X,
+    y,
+    groups,
+    *,
+    n_trials=10,
+    outer_cv=5,
+    inner_cv=3,
+    search_space=None,
+    random_state=None,
+    verbose=1,
+):
+    """Nested patient-grouped CV: tune inside each outer training fold.
+
+    Returns the :func:`~spectclf.evaluate` result of a :class:`TunedClassifier`;
+    ``result.estimators`` holds each outer fold's tuned model (``best_params_``).
+    """
+    from spectclf.model_selection import evaluate
+
+    tuned = TunedClassifier(
+        estimator,
+        n_trials=n_trials,
+        cv=inner_cv,
+        search_space=search_space,
+        random_state=random_state,
+    )
+    return evaluate(
+        tuned,
+        X,
+        y,
+        groups,
+        cv=outer_cv,
+        random_state=random_state,
+        verbose=verbose,
+        return_estimators=True,
     )

@@ -129,3 +129,33 @@ def test_killed_trial_is_failed_and_retried(tmp_path):
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == 1]
     assert len(retried) == 1 and retried[0].params == study.trials[1].params
+
+
+def test_nested_cv_tunes_inside_outer_folds():
+    from spectclf import nested_cv
+
+    X, y, groups = _data()
+    seen = []
+
+    def space(trial):
+        seen.append(trial.number)
+        return _space(trial)
+
+    res = nested_cv(
+        LogisticRegression(max_iter=200),
+        X,
+        y,
+        groups,
+        n_trials=2,
+        outer_cv=3,
+        inner_cv=2,
+        search_space=space,
+        random_state=0,
+        verbose=0,
+    )
+    assert len(res.estimators) == 3 and len(res.per_fold["qwk"]) == 3
+    # three studies of two trials each, plus one refit per outer fold
+    assert len(seen) == 3 * 2 + 3
+    for est in res.estimators:
+        assert set(est.best_params_) == {"C"}
+        assert est.best_estimator_.C == est.best_params_["C"]
