@@ -627,6 +627,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                 "ignore", message="The given NumPy array is not writable"
             )
             proba = self.net_.predict_proba(X).astype(np.float64)
+        if not np.isfinite(proba).all():
+            raise FloatingPointError(
+                "The network produced NaN or infinite probabilities (precision="
+                f"{self.net_.precision!r}); retrain with precision='fp32' or a lower lr."
+            )
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:

@@ -239,3 +239,12 @@ def test_duplicated_rows_without_groups_stay_together(small_phantoms):
     train = np.setdiff1d(np.arange(len(yr)), valid)
     train_rows = {Xr[i].tobytes() for i in train}
     assert not any(Xr[i].tobytes() in train_rows for i in valid)
+
+
+def test_nan_probabilities_raise(small_phantoms):
+    d = small_phantoms
+    clf = Spect3DClassifier(**{**FAST, "max_epochs": 1}).fit(d.X, d.y)
+    with torch.no_grad():
+        clf.module_.head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="NaN or infinite probabilities"):
+        clf.predict_proba(d.X)
