@@ -307,7 +307,6 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     _log(f"training the {args.model} model on {len(data.y)} patients")
     _fit_with_groups(model, data.X, data.y, data.groups)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     _save_model(args.out, model, args)
     _log(f"saved to {args.out} ({time.perf_counter() - t0:.0f} s)")
     return 0
@@ -381,7 +380,6 @@ def cmd_tune(args) -> int:
         random_state=args.random_state,
         verbose=args.verbose,
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     _save_model(args.out, res.best_estimator, args)
     summary = {
         "best_score": res.best_score,

@@ -144,11 +144,11 @@ def _read_slice(path: Path, color: str, colormap: str | None) -> np.ndarray:
         scale = 1.0
     if color == "rgb":
         if channels != 3:
-            raise _ChannelMismatch(path, channels, 3)
+            raise _NotColour(path, channels)
         return (arr.astype(np.float32) / scale).transpose(2, 0, 1)
     if color == "colormap":
         if channels != 3:
-            raise _ChannelMismatch(path, channels, 3)
+            raise _NotColour(path, channels)
         return invert_colormap(arr, colormap)[None]
     # gray: luminance of colour images, the values themselves for gray ones
     if channels == 3:
@@ -156,16 +156,12 @@ def _read_slice(path: Path, color: str, colormap: str | None) -> np.ndarray:
     return (arr.astype(np.float32) / scale)[None]
 
 
-class _ChannelMismatch(SpectDataError):
-    def __init__(self, path: Path, found: int, expected: int):
+class _NotColour(SpectDataError):
+    def __init__(self, path: Path, found: int):
         super().__init__(
-            f"{path} has {found} channel(s) but {expected} were expected: "
-            + (
-                "color='rgb' and color='colormap' need colour (RGB) images; "
-                "use color='gray' for grayscale slices."
-                if expected == 3
-                else "all slices must have the same number of channels."
-            )
+            f"{path} has {found} channel(s) but 3 were expected: color='rgb' and "
+            "color='colormap' need colour (RGB) images; use color='gray' for "
+            "grayscale slices."
         )
 
 

@@ -83,6 +83,16 @@ class _StatelessVolumeTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
+class _ShapedVolumeTransformer(_StatelessVolumeTransformer):
+    """Base for transforms with a ``shape`` parameter ``(D, H, W)``."""
+
+    def _validate_params_(self):
+        self._target_shape()
+
+    def _target_shape(self) -> tuple[int, int, int]:
+        return _shape3(self.shape, f"{type(self).__name__} shape")
+
+
 class ColormapToIntensity(_StatelessVolumeTransformer):
     """Map colormap-rendered RGB volumes back to scalar intensity.
 
@@ -137,7 +147,7 @@ class ToGrayscale(_StatelessVolumeTransformer):
         return np.tensordot(w, X, axes=([0], [1]))[:, None].astype(np.float32)
 
 
-class VolumeResizer(_StatelessVolumeTransformer):
+class VolumeResizer(_ShapedVolumeTransformer):
     """Resample volumes to a fixed ``(D, H, W)`` by trilinear interpolation.
 
     Parameters
@@ -155,11 +165,8 @@ class VolumeResizer(_StatelessVolumeTransformer):
     def __init__(self, shape: Sequence[int] = (32, 64, 64)):
         self.shape = shape
 
-    def _validate_params_(self):
-        _shape3(self.shape, "VolumeResizer shape")
-
     def _transform(self, X):
-        shape = _shape3(self.shape, "VolumeResizer shape")
+        shape = self._target_shape()
         if X.shape[2:] == shape:
             return X
         out = np.empty((*X.shape[:2], *shape), dtype=np.float32)
@@ -171,7 +178,7 @@ class VolumeResizer(_StatelessVolumeTransformer):
         return out
 
 
-class CenterCrop(_StatelessVolumeTransformer):
+class CenterCrop(_ShapedVolumeTransformer):
     """Crop the central ``(D, H, W)`` block of every volume.
 
     Parameters
@@ -183,11 +190,8 @@ class CenterCrop(_StatelessVolumeTransformer):
     def __init__(self, shape: Sequence[int] = (24, 48, 48)):
         self.shape = shape
 
-    def _validate_params_(self):
-        _shape3(self.shape, "CenterCrop shape")
-
     def _transform(self, X):
-        shape = _shape3(self.shape, "CenterCrop shape")
+        shape = self._target_shape()
         if any(o > i for o, i in zip(shape, X.shape[2:], strict=True)):
             raise ValueError(
                 f"CenterCrop shape {shape} is larger than the volumes {X.shape[2:]}"
