@@ -6,6 +6,7 @@ from spectclf.explain import grad_cam
 from spectclf.features import SBRFeatures
 from spectclf.io import load_slice_folders, load_volumes
 from spectclf.metrics import stage_report
+from spectclf.model_io import load_model, save_model
 from spectclf.model_selection import (
     PatientStratifiedGroupKFold,
     check_no_patient_leakage,
@@ -26,6 +27,12 @@ from spectclf.transforms import (
     VolumeResizer,
 )
 from spectclf.tuning import TunedClassifier, nested_cv, tune
+from spectclf.workflows import (
+    evaluate_and_report,
+    explain_patients,
+    predict_patients,
+    train_and_save,
+)
 
 __version__ = "0.1.0"
 
@@ -52,9 +59,15 @@ __all__ = [
     "Spect3DClassifier",
     "ToGrayscale",
     "VolumeResizer",
+    "evaluate_and_report",
+    "explain_patients",
     "load_demo",
+    "load_model",
     "load_slice_folders",
     "load_volumes",
     "make_spect_phantoms",
+    "predict_patients",
+    "save_model",
+    "train_and_save",
     "write_slice_folders",
 ]

@@ -1,18 +1,18 @@
 """``Spect3DClassifier``: a 3-D CNN behind the scikit-learn classifier contract.
 
 The estimator is a thin scikit-learn class that validates its input, encodes labels,
-holds out whole patients for validation and then builds and trains a skorch
-``NeuralNetClassifier`` in ``fit``. Wrapping (rather than subclassing skorch) keeps
-``__init__`` free of logic and lets every scikit-learn estimator check pass.
+holds out whole patients for validation and then builds and trains a skorch net (from
+:mod:`spectclf._skorch_net`) in ``fit``. Wrapping (rather than subclassing skorch)
+keeps ``__init__`` free of logic and lets every scikit-learn estimator check pass.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import hashlib
 import inspect
 import warnings
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -20,20 +20,30 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
-from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
+from skorch.callbacks import LRScheduler, ProgressBar
 
-from spectclf.augment import resolve_augment
-from spectclf.model_selection import (
-    GroupedValidSplit,
-    _warn_ungrouped,
-    grouped_train_valid_split,
+from spectclf._skorch_net import (
+    CRITERIA,
+    OPTIMIZERS,
+    EpochProgress,
+    FiniteLoss,
+    FlaggedEarlyStopping,
+    Interrupted,
+    SpectNet,
+    resolve_precision,
 )
+from spectclf.augment import VolumeAugmenter, resolve_augment
+from spectclf.exceptions import TrainingDivergedError
 from spectclf.nets import get_module
+from spectclf.patient_groups import (
+    GroupedValidSplit,
+    duplicate_groups,
+    grouped_train_valid_split,
+    warn_ungrouped,
+)
 
 __all__ = ["Spect3DClassifier"]
 
@@ -46,106 +56,6 @@ ROUTED_PREFIXES = (
     "iterator_valid__",
     "callbacks__",
 )
-
-_OPTIMIZERS = {
-    "adamw": torch.optim.AdamW,
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
-
-
-def _resolve_precision(precision: str, device: str) -> str:
-    """``"auto"`` -> ``"bf16"`` where the hardware has native bfloat16, else fp32."""
-    if precision != "auto":
-        return precision
-    if str(device).startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    try:
-        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    except (AttributeError, RuntimeError):  # private API: absent in some builds
-        native = False
-    return "bf16" if native else "fp32"
-
-
-class _FiniteLoss(Callback):
-    """Stop with a clear error when the training loss becomes NaN or infinite."""
-
-    def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1, "train_loss"]
-        if not np.isfinite(loss):
-            raise FloatingPointError(
-                f"Training loss became {loss} at epoch {len(net.history)}. Lower lr, "
-                f"or use precision='fp32' (now {net.precision!r})."
-            )
-
-
-class _SpectNet(NeuralNetClassifier):
-    """skorch net that augments training batches and can run bf16 / channels-last."""
-
-    def __init__(
-        self,
-        *args,
-        augmenter=None,
-        augment_seed=0,
-        precision="fp32",
-        channels_last=False,
-        **kwargs,
-    ):
-        super().__init__(*args, **kwargs)
-        self.augmenter = augmenter
-        self.augment_seed = augment_seed
-        self.precision = precision
-        self.channels_last = channels_last
-
-    def _augment_generator(self) -> torch.Generator:
-        gen = getattr(self, "_aug_gen", None)
-        if gen is None:
-            gen = self._aug_gen = torch.Generator().manual_seed(int(self.augment_seed))
-        return gen
-
-    def initialize_module(self):
-        super().initialize_module()
-        if self.channels_last:
-            # weights must share the input's memory format, or oneDNN converts
-            # back and forth on every convolution
-            self.module_ = self.module_.to(memory_format=torch.channels_last_3d)
-        return self
-
-    def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
-        Xi, yi = unpack_data(batch)
-        if self.augmenter is not None:
-            Xi = self.augmenter(
-                to_tensor(Xi, device=self.device), generator=self._augment_generator()
-            )
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        loss.backward()
-        return {"loss": loss, "y_pred": y_pred}
-
-    def infer(self, x, **fit_params):
-        x = to_tensor(x, device=self.device)
-        if self.channels_last and x.ndim == 5:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        device_type = torch.device(self.device).type
-        with torch.autocast(
-            device_type=device_type,
-            dtype=torch.bfloat16,
-            enabled=self.precision == "bf16",
-        ):
-            out = self.module_(x, **fit_params)
-        return out.float()
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_aug_gen", None)  # torch generators do not pickle
-        return state
-
-
-def _duplicate_groups(X: np.ndarray) -> np.ndarray:
-    """One group id per distinct row: exact copies (from oversampling) share one."""
-    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in X]
-    return np.unique(np.asarray(keys, dtype=object), return_inverse=True)[1]
 
 
 class Spect3DClassifier(ClassifierMixin, BaseEstimator):
@@ -168,6 +78,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         Optimizer; further options as ``optimizer__*`` (e.g. ``optimizer__momentum``).
     weight_decay : float, default=1e-3
         Weight decay of the optimizer.
+    criterion : {"cross_entropy"} or torch loss class, default="cross_entropy"
+        Training loss; further options as ``criterion__*``. ``class_weight`` is
+        passed as the loss's ``weight``.
     lr_schedule : {"cosine", None}, default="cosine"
         Cosine annealing of the learning rate over ``max_epochs``, or a constant rate.
     class_weight : None, "balanced" or dict, default=None
@@ -180,7 +93,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
     valid_size : float or None, default=None
         Fraction of *patients* held out for validation (per-epoch ``valid_loss`` and
         ``valid_acc`` in ``history_``). Patients come from ``fit(..., groups=...)``;
-        without groups each row counts as its own patient. None: no validation, unless
+        without groups each row counts as its own patient (identical rows are kept
+        together) and a :class:`~spectclf.exceptions.PatientLeakageWarning` says how
+        to pass them through the wrapper in use. None: no validation, unless
         ``early_stopping`` asks for it (then 0.2).
     early_stopping : bool, default=False
         Stop when ``valid_loss`` has not improved for ``n_iter_no_change`` epochs and
@@ -201,8 +116,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, dropout, augmentation and the validation split; the
         same integer gives identical predictions on the CPU.
-    verbose : int, default=0
-        0 silent, 1 per-epoch table, 2 table and progress bar.
+    verbose : int, default=1
+        0 silent; 1 a progress line (epochs done, loss, time left) every 10 s of a
+        fit that lasts longer; 2 skorch's per-epoch table; 3 table and progress bar.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks (copied, never modified).
     **kwargs
@@ -233,6 +149,13 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
+    ``fit`` requests ``groups`` through scikit-learn's metadata routing: with
+    ``sklearn.set_config(enable_metadata_routing=True)``, ``GridSearchCV``,
+    ``cross_validate`` and pipelines deliver the patient ids to it.
+
+    A Ctrl-C during ``fit`` propagates as ``KeyboardInterrupt``; the estimator is
+    left unfitted rather than half-trained.
+
     Inputs are ``(n, D, H, W)`` (one channel is added) or ``(n, C, D, H, W)``; 2-D input
     ``(n, f)`` is read as ``(n, 1, 1, 1, f)`` and ``(n, H, W)`` as single slices, so
     scikit-learn's generic checks and slice-level data both work.
@@ -249,6 +172,30 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
     array([1, 1, 1])
     """
 
+    __metadata_request__fit = {"groups": True}
+
+    _parameter_constraints: dict = {
+        "module": [str, type, callable],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "criterion": [StrOptions(set(CRITERIA)), type],
+        "lr_schedule": [StrOptions({"cosine"}), None],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "augment": ["boolean", dict, VolumeAugmenter],
+        "valid_size": [Interval(Real, 0, 1, closed="neither"), None],
+        "early_stopping": ["boolean"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "precision": [StrOptions({"auto", "fp32", "bf16"})],
+        "channels_last": ["boolean"],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
     def __init__(
         self,
         *,
@@ -258,6 +205,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = 8,
         optimizer="adamw",
         weight_decay: float = 1e-3,
+        criterion="cross_entropy",
         lr_schedule: str | None = "cosine",
         class_weight=None,
         augment=True,
@@ -268,7 +216,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         channels_last: bool = True,
         device: str = "auto",
         random_state=None,
-        verbose: int = 0,
+        verbose: int = 1,
         callbacks=None,
         **kwargs,
     ):
@@ -278,6 +226,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.weight_decay = weight_decay
+        self.criterion = criterion
         self.lr_schedule = lr_schedule
         self.class_weight = class_weight
         self.augment = augment
@@ -339,51 +288,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
 
     # -- validation ---------------------------------------------------------------
     def _check_params(self) -> None:
-        def positive_int(name):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-        for name in ("max_epochs", "batch_size", "n_iter_no_change"):
-            positive_int(name)
-        for name in ("lr", "weight_decay"):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, (int, float, np.number))
-                or value < 0
-                or (name == "lr" and value == 0)
-            ):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if self.lr_schedule not in ("cosine", None):
-            raise ValueError(
-                f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}"
-            )
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(
-                f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}"
-            )
-        if self.valid_size is not None and not 0 < self.valid_size < 1:
-            raise ValueError(
-                f"valid_size must be None or in (0, 1), got {self.valid_size!r}"
-            )
-        if not (
-            self.class_weight is None
-            or self.class_weight == "balanced"
-            or isinstance(self.class_weight, dict)
-        ):
-            raise ValueError(
-                "class_weight must be None, 'balanced' or a dict, got "
-                f"{self.class_weight!r}"
-            )
-        if isinstance(self.optimizer, str) and self.optimizer not in _OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {sorted(_OPTIMIZERS)} or a "
-                f"torch optimizer class, got {self.optimizer!r}"
-            )
+        self._validate_params()
         for key in self._routed_params():
             if not key.startswith(ROUTED_PREFIXES):
                 close = difflib.get_close_matches(key, self._get_param_names(), n=1)
@@ -421,9 +326,28 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             "Expected volumes (n, D, H, W) or (n, C, D, H, W)."
         )
 
-    def _validate_X(self, X, reset: bool) -> np.ndarray:
-        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.float32)
-        return np.ascontiguousarray(self._as_volumes(X), dtype=np.float32)
+    def check_volumes(self, X) -> np.ndarray:
+        """Validate ``X`` as ``predict`` does: float32 ``(n, C, D, H, W)`` of the
+        fitted input shape.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, D, H, W) or (n, C, D, H, W)
+
+        Returns
+        -------
+        volumes : ndarray of shape (n, C, D, H, W)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, allow_nd=True, dtype=np.float32)
+        X = np.ascontiguousarray(self._as_volumes(X), dtype=np.float32)
+        if tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has volumes of shape {tuple(X.shape[1:])} but this "
+                f"Spect3DClassifier was fitted on {self.input_shape_} (C, D, H, W); "
+                "resample them the same way (e.g. VolumeResizer)."
+            )
+        return X
 
     # -- fit / predict ------------------------------------------------------------
     def _class_weights(self, y_enc: np.ndarray) -> torch.Tensor | None:
@@ -464,11 +388,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                 kwargs[key] = value
         return kwargs
 
-    def _build_net(self, input_shape, y_enc, valid_idx, seed) -> _SpectNet:
+    def _build_net(self, input_shape, y_enc, valid_idx, seed, device=None) -> SpectNet:
         module_cls = get_module(self.module)
-        optimizer = _OPTIMIZERS.get(self.optimizer, self.optimizer)
+        optimizer = OPTIMIZERS.get(self.optimizer, self.optimizer)
         callbacks = list(copy.deepcopy(self.callbacks) or [])
-        callbacks.append(("finite_loss", _FiniteLoss()))
+        callbacks.append(("finite_loss", FiniteLoss()))
         if self.lr_schedule == "cosine":
             callbacks.append(
                 (
@@ -480,15 +404,17 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(
                 (
                     "early_stopping",
-                    EarlyStopping(
+                    FlaggedEarlyStopping(
                         monitor="valid_loss",
                         patience=self.n_iter_no_change,
                         load_best=True,
-                        sink=print if self.verbose else (lambda *a: None),
+                        sink=print if self.verbose >= 2 else (lambda *a: None),
                     ),
                 )
             )
-        if self.verbose >= 2:
+        if self.verbose == 1:
+            callbacks.append(("progress", EpochProgress()))
+        if self.verbose >= 3:
             callbacks.append(("progress", ProgressBar()))
         routed = {
             k: copy.deepcopy(v)
@@ -503,9 +429,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         weight = self._class_weights(y_enc)
         if weight is not None:
             routed["criterion__weight"] = weight
-        return _SpectNet(
+        return SpectNet(
             module=module_cls,
-            criterion=torch.nn.CrossEntropyLoss,
+            criterion=CRITERIA.get(self.criterion, self.criterion),
             optimizer=optimizer,
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -514,11 +440,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             iterator_train__shuffle=True,
             classes=np.arange(len(self.classes_)),
             callbacks=callbacks,
-            device=self._resolve_device(),
-            verbose=int(self.verbose >= 1),
+            device=device or self._resolve_device(),
+            verbose=int(self.verbose >= 2),
             augmenter=resolve_augment(self.augment),
             augment_seed=seed,
-            precision=_resolve_precision(self.precision, self._resolve_device()),
+            precision=resolve_precision(self.precision, self._resolve_device()),
             channels_last=self.channels_last,
             **{
                 f"module__{k}": v
@@ -571,15 +497,12 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         self.valid_groups_ = None
         if valid_size is not None:
             if groups is None:
-                if X.shape[2] == 1 and X.shape[3] > 1:
-                    _warn_ungrouped("Validation split of 2-D slices")
-                groups_ = _duplicate_groups(X)
-                if len(np.unique(groups_)) < len(y):
-                    _warn_ungrouped(
-                        f"Validation split of X with {len(y) - len(np.unique(groups_))}"
-                        " repeated rows (oversampling?); identical rows were kept "
-                        "together, but augmented copies cannot be recognised. A split"
-                    )
+                groups_ = duplicate_groups(X)
+                warn_ungrouped(
+                    f"Spect3DClassifier's validation split (valid_size={valid_size}) "
+                    f"of {len(y)} rows ({len(y) - len(np.unique(groups_))} repeated)",
+                    stacklevel=2,
+                )
             else:
                 groups_ = groups
             _, valid_idx = grouped_train_valid_split(
@@ -594,19 +517,34 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                 warnings.filterwarnings(
                     "ignore", message="The given NumPy array is not writable"
                 )
-                net.fit(X, y_enc)
+                try:
+                    net.fit(X, y_enc)
+                except Interrupted:
+                    for name in ("classes_", "input_shape_", "valid_groups_"):
+                        self.__dict__.pop(name, None)  # unfitted, not half-trained
+                    raise KeyboardInterrupt from None
         self.net_ = net
         self.module_ = net.module_
         self.history_ = net.history
         return self
 
-    def _check_input_shape(self, X: np.ndarray) -> None:
-        if tuple(X.shape[1:]) != self.input_shape_:
-            raise ValueError(
-                f"X has volumes of shape {tuple(X.shape[1:])} but this "
-                f"Spect3DClassifier was fitted on {self.input_shape_} (C, D, H, W); "
-                "resample them the same way (e.g. VolumeResizer)."
-            )
+    def restore_network(self, state_dict) -> Spect3DClassifier:
+        """Rebuild the trained network from saved weights (used by
+        :func:`spectclf.load_model`); ``classes_`` and ``input_shape_`` must be set.
+
+        A model trained on a GPU loads on the CPU when no GPU is present.
+        """
+        self.input_shape_ = tuple(int(s) for s in self.input_shape_)
+        device = None
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"
+        net = self._build_net(
+            self.input_shape_, np.arange(len(self.classes_)), None, 0, device=device
+        )
+        net.initialize()
+        net.module_.load_state_dict(state_dict)
+        self.net_, self.module_, self.history_ = net, net.module_, net.history
+        return self
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
@@ -619,16 +557,14 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n, n_classes)
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        self._check_input_shape(X)
+        X = self.check_volumes(X)
         with warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore", message="The given NumPy array is not writable"
             )
             proba = self.net_.predict_proba(X).astype(np.float64)
         if not np.isfinite(proba).all():
-            raise FloatingPointError(
+            raise TrainingDivergedError(
                 "The network produced NaN or infinite probabilities (precision="
                 f"{self.net_.precision!r}); retrain with precision='fp32' or a lower lr."
             )

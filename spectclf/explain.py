@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.validation import check_is_fitted
+
+from spectclf.patient_groups import final_estimator
 
 __all__ = ["grad_cam"]
 
@@ -23,17 +24,28 @@ def _split_pipeline(estimator, X):
         if step is None or step == "passthrough" or hasattr(step, "fit_resample"):
             continue
         X = step.transform(X)
-    return estimator.steps[-1][1], X
+    return final_estimator(estimator), X
 
 
-def _feature_layer(module: torch.nn.Module) -> torch.nn.Module:
-    for name in ("layers", "conv"):  # ResNet3D, SeedCNN
-        if isinstance(getattr(module, name, None), torch.nn.Module):
-            return getattr(module, name)
+def _last_conv(module: torch.nn.Module) -> torch.nn.Module:
     convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv3d)]
     if not convs:
         raise ValueError("grad_cam needs a network with 3-D convolutions.")
     return convs[-1]
+
+
+def _activations_and_logits(module, x, hooked):
+    """Feature map and logits of one forward pass, on the same graph."""
+    if hooked is None:  # the networks' contract: forward == classify(features)
+        acts = module.features(x)
+        return acts, module.classify(acts)
+    store = {}
+    handle = hooked.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    try:
+        logits = module(x)
+    finally:
+        handle.remove()
+    return store["a"], logits
 
 
 def _smooth(vol: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -83,8 +95,9 @@ def grad_cam(
     layer : str, default=None
         Name of the network submodule whose output is explained (as in
         ``module_.named_modules()``, e.g. ``"layers.2"`` for the third stage of
-        ``ResNet3D``). None takes the last convolutional stage: most class-specific,
-        but coarsest (1/16 of the input size for ``ResNet3D``).
+        ``ResNet3D``). None takes the network's ``features()`` map (the networks'
+        contract, see :mod:`spectclf.nets`), or the last ``Conv3d`` of a network
+        without it: most class-specific, but coarsest.
     batch_size : int, default=8
 
     Returns
@@ -105,9 +118,12 @@ def grad_cam(
             f"method must be 'guided', 'gradcam' or 'gradient', got {method!r}"
         )
     clf, Xt = _split_pipeline(estimator, X)
-    check_is_fitted(clf)
-    Xt = clf._validate_X(Xt, reset=False)
-    clf._check_input_shape(Xt)
+    if not hasattr(clf, "check_volumes") or not hasattr(clf, "module_"):
+        raise ValueError(
+            f"grad_cam needs a Spect3DClassifier (or a pipeline ending in one), got "
+            f"{type(clf).__name__}."
+        )
+    Xt = clf.check_volumes(Xt)
     if target is None:
         idx = np.argmax(clf.predict_proba(Xt), axis=1)
     else:
@@ -120,9 +136,8 @@ def grad_cam(
         idx = np.searchsorted(clf.classes_, labels)
     module = clf.module_
     device = next(module.parameters()).device
-    if layer is None:
-        hooked = _feature_layer(module)
-    else:
+    contract = all(callable(getattr(module, m, None)) for m in ("features", "classify"))
+    if layer is not None:
         named = dict(module.named_modules())
         if layer not in named:
             raise ValueError(
@@ -130,8 +145,8 @@ def grad_cam(
                 f"{[n for n in named if n][:20]}..."
             )
         hooked = named[layer]
-    store = {}
-    handle = hooked.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    else:
+        hooked = None if contract else _last_conv(module)
     was_training = module.training
     module.eval()
     out = []
@@ -140,8 +155,7 @@ def grad_cam(
             x = torch.from_numpy(Xt[start : start + batch_size]).to(device)
             x.requires_grad_(True)
             with torch.enable_grad():
-                logits = module(x)
-                acts = store["a"]
+                acts, logits = _activations_and_logits(module, x, hooked)
                 t = torch.as_tensor(idx[start : start + batch_size], device=device)
                 score = logits.gather(1, t[:, None]).sum()
                 grads, x_grad = torch.autograd.grad(score, (acts, x))
@@ -156,6 +170,5 @@ def grad_cam(
             peak = cam.flatten(1).max(1).values.clamp_min(1e-12)
             out.append((cam / peak[:, None, None, None]).cpu().numpy())
     finally:
-        handle.remove()
         module.train(was_training)
     return np.concatenate(out).astype(np.float32), Xt

@@ -1,27 +1,46 @@
-"""Ordinal-aware metrics for stage classification, and matching sklearn scorers.
+"""The one metric registry: ordinal-aware stage metrics, calibration, and scorers.
 
 Stages are ordered: predicting stage 3 for a stage-4 patient is a smaller error than
 predicting stage 1. Besides balanced accuracy and macro F1 we therefore report the
-quadratic weighted kappa and the mean absolute error in stages, and per-stage recall
-(the rare stage 4 matters most).
+quadratic weighted kappa and the mean absolute error in stages, per-stage recall (the
+rare stage 4 matters most), and how trustworthy the probabilities are (expected
+calibration error, Brier score, log-loss).
+
+Every consumer — :func:`~spectclf.evaluate`, :func:`~spectclf.tune`, the scorers, the
+report and the plots — reads :data:`METRICS`; adding a metric is one :func:`register`
+call.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from sklearn.metrics import (
     balanced_accuracy_score,
     cohen_kappa_score,
     f1_score,
+    log_loss,
     make_scorer,
     precision_recall_fscore_support,
+    roc_auc_score,
 )
 
 __all__ = [
-    "quadratic_weighted_kappa",
-    "mean_absolute_stage_error",
-    "stage_recall",
+    "METRICS",
+    "Metric",
+    "brier_score",
+    "expected_calibration_error",
+    "get_metric",
     "get_scorers",
+    "mean_absolute_stage_error",
+    "metric_names",
+    "quadratic_weighted_kappa",
+    "register",
+    "score_predictions",
+    "stage_recall",
     "stage_report",
 ]
 
@@ -34,6 +53,8 @@ def quadratic_weighted_kappa(y_true, y_pred) -> float:
     --------
     >>> quadratic_weighted_kappa([1, 2, 3, 4], [1, 2, 3, 4])
     1.0
+    >>> round(quadratic_weighted_kappa([1, 2, 3, 4], [1, 2, 4, 4]), 3)
+    0.917
     """
     return float(cohen_kappa_score(y_true, y_pred, weights="quadratic"))
 
@@ -64,32 +85,257 @@ def stage_recall(y_true, y_pred, *, stage) -> float:
     return float(np.mean(y_pred[mask] == stage)) if mask.any() else float("nan")
 
 
+def _one_hot(y_true, classes) -> np.ndarray:
+    y_true, classes = np.asarray(y_true), np.asarray(classes)
+    return (y_true[:, None] == classes[None, :]).astype(float)
+
+
+def expected_calibration_error(y_true, proba, classes, *, n_bins: int = 10) -> float:
+    """Top-label expected calibration error (Guo et al., 2017).
+
+    Predictions are binned by their confidence (the largest probability) into
+    ``n_bins`` equal-width bins; the ECE is the patient-weighted mean gap between
+    each bin's accuracy and its mean confidence. 0 is perfectly calibrated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expected_calibration_error([1, 2], np.array([[1.0, 0.0], [0.0, 1.0]]), [1, 2])
+    0.0
+    >>> expected_calibration_error([1, 1], np.array([[0.0, 1.0], [0.0, 1.0]]), [1, 2])
+    1.0
+    """
+    proba = np.asarray(proba, dtype=float)
+    classes = np.asarray(classes)
+    conf = proba.max(axis=1)
+    correct = classes[np.argmax(proba, axis=1)] == np.asarray(y_true)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        m = bins == b
+        ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def brier_score(y_true, proba, classes) -> float:
+    """Multi-class Brier score: mean squared distance to the one-hot truth (0 best).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> brier_score([1, 2], np.array([[1.0, 0.0], [0.5, 0.5]]), [1, 2])
+    0.25
+    """
+    diff = np.asarray(proba, dtype=float) - _one_hot(y_true, classes)
+    return float(np.mean(np.sum(diff**2, axis=1)))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One registry entry.
+
+    Attributes
+    ----------
+    name : str
+        Key in results and scorer dicts.
+    label : str
+        Human-readable name for tables and plots.
+    func : callable
+        ``func(y_true, y_pred, proba, classes) -> float`` on per-patient data.
+    low, high : float
+        Range of the values (confidence intervals are clipped to it).
+    needs_proba : bool
+        Reads ``proba`` (so needs ``predict_proba``).
+    greater_is_better : bool
+    numeric_labels : bool
+        Only defined for numeric stage labels.
+    """
+
+    name: str
+    label: str
+    func: Callable
+    low: float = 0.0
+    high: float = 1.0
+    needs_proba: bool = False
+    greater_is_better: bool = True
+    numeric_labels: bool = False
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    """Add (or replace) a metric in :data:`METRICS`."""
+    METRICS[metric.name] = metric
+    return metric
+
+
+def _labels_only(fn, **kwargs):
+    return lambda yt, yp, proba, classes: fn(yt, yp, **kwargs)
+
+
+def _roc_auc(yt, yp, proba, classes):
+    try:
+        return roc_auc_score(yt, proba, multi_class="ovr", labels=classes)
+    except ValueError:  # a fold without every stage
+        return float("nan")
+
+
+for _m in (
+    Metric(
+        "balanced_accuracy",
+        "Balanced accuracy",
+        _labels_only(balanced_accuracy_score),
+    ),
+    Metric(
+        "f1_macro",
+        "Macro F1",
+        _labels_only(f1_score, average="macro", zero_division=0),
+    ),
+    Metric(
+        "qwk",
+        "Quadratic weighted kappa",
+        _labels_only(quadratic_weighted_kappa),
+        low=-1.0,
+    ),
+    Metric(
+        "mae",
+        "Mean absolute error (stages)",
+        _labels_only(mean_absolute_stage_error),
+        high=np.inf,
+        greater_is_better=False,
+        numeric_labels=True,
+    ),
+    Metric("roc_auc_ovr", "ROC AUC (one-vs-rest)", _roc_auc, needs_proba=True),
+    Metric(
+        "ece",
+        "Expected calibration error",
+        lambda yt, yp, proba, classes: expected_calibration_error(yt, proba, classes),
+        needs_proba=True,
+        greater_is_better=False,
+    ),
+    Metric(
+        "brier",
+        "Brier score",
+        lambda yt, yp, proba, classes: brier_score(yt, proba, classes),
+        high=2.0,
+        needs_proba=True,
+        greater_is_better=False,
+    ),
+    Metric(
+        "log_loss",
+        "Log-loss",
+        lambda yt, yp, proba, classes: log_loss(yt, proba, labels=classes),
+        high=np.inf,
+        needs_proba=True,
+        greater_is_better=False,
+    ),
+):
+    register(_m)
+
+
+def _stage_metric(stage) -> Metric:
+    return Metric(
+        f"recall_stage_{stage}",
+        f"Recall, stage {stage}",
+        _labels_only(stage_recall, stage=stage),
+    )
+
+
+def get_metric(name: str) -> Metric:
+    """The registry entry for ``name`` (``recall_stage_<s>`` for any stage ``s``)."""
+    if name in METRICS:
+        return METRICS[name]
+    if name.startswith("recall_stage_"):
+        stage = name[len("recall_stage_") :]
+        return _stage_metric(int(stage) if stage.lstrip("-").isdigit() else stage)
+    raise ValueError(
+        f"Unknown metric {name!r}; choose one of {sorted(METRICS)} or "
+        "'recall_stage_<stage>'."
+    )
+
+
+def metric_names(classes, *, numeric: bool = True, proba: bool = True) -> list[str]:
+    """Names of every registered metric that applies, plus one recall per stage."""
+    names = [
+        m.name
+        for m in METRICS.values()
+        if (numeric or not m.numeric_labels) and (proba or not m.needs_proba)
+    ]
+    return names + [f"recall_stage_{s}" for s in classes]
+
+
+def score_predictions(
+    y_true, proba, classes, metrics: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Every metric of per-patient predictions (``y_pred`` is the argmax of ``proba``).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_patients,)
+    proba : ndarray of shape (n_patients, n_classes)
+        Columns in the order of ``classes``.
+    classes : array-like of shape (n_classes,)
+    metrics : sequence of str, default=None
+        Names to compute; None computes :func:`metric_names`.
+
+    Returns
+    -------
+    scores : dict of str -> float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = score_predictions([1, 2], np.array([[0.9, 0.1], [0.2, 0.8]]), [1, 2])
+    >>> s["balanced_accuracy"], s["recall_stage_2"]
+    (1.0, 1.0)
+    """
+    y_true, classes = np.asarray(y_true), np.asarray(classes)
+    proba = np.asarray(proba, dtype=float)
+    y_pred = classes[np.argmax(proba, axis=1)]
+    if metrics is None:
+        metrics = metric_names(classes, numeric=y_true.dtype.kind in "iuf")
+    return {
+        name: float(get_metric(name).func(y_true, y_pred, proba, classes))
+        for name in metrics
+    }
+
+
+def _scorer_func(y_true, y_score, *, name, classes):
+    classes = np.asarray(classes)
+    metric = get_metric(name)
+    if metric.needs_proba:
+        return metric.func(y_true, None, y_score, classes)
+    return metric.func(y_true, y_score, None, classes)
+
+
 def get_scorers(classes=(1, 2, 3, 4), *, proba: bool = True) -> dict:
-    """The standard spectclf scorers, for ``cross_validate``, ``evaluate`` or ``tune``.
+    """scikit-learn scorers for every registered metric (row-level, as sklearn scores).
+
+    For patient-level scores of slice data use :func:`~spectclf.evaluate` or
+    :func:`~spectclf.tune`, which average probabilities per patient first.
 
     Parameters
     ----------
     classes : sequence, default=(1, 2, 3, 4)
         Stage labels; one ``recall_stage_<s>`` scorer is made per stage.
     proba : bool, default=True
-        Include ``roc_auc_ovr`` (needs ``predict_proba``).
+        Include the metrics that need ``predict_proba``.
 
     Returns
     -------
     scorers : dict of str -> scorer
-        ``balanced_accuracy``, ``f1_macro``, ``qwk``, ``mae`` (negated, so greater is
-        better, as sklearn scorers are), ``recall_stage_<s>``, ``roc_auc_ovr``.
+        Lower-is-better metrics (``mae``, ``ece``...) are negated, as sklearn
+        scorers are.
     """
-    scorers = {
-        "balanced_accuracy": make_scorer(balanced_accuracy_score),
-        "f1_macro": make_scorer(f1_score, average="macro", zero_division=0),
-        "qwk": make_scorer(quadratic_weighted_kappa),
-        "mae": make_scorer(mean_absolute_stage_error, greater_is_better=False),
-    }
-    for s in classes:
-        scorers[f"recall_stage_{s}"] = make_scorer(stage_recall, stage=s)
-    if proba:
-        scorers["roc_auc_ovr"] = "roc_auc_ovr"
+    scorers = {}
+    for name in metric_names(classes, proba=proba):
+        metric = get_metric(name)
+        scorers[name] = make_scorer(
+            partial(_scorer_func, name=name, classes=tuple(classes)),
+            greater_is_better=metric.greater_is_better,
+            response_method="predict_proba" if metric.needs_proba else "predict",
+        )
     return scorers
 
 
@@ -130,16 +376,18 @@ def stage_report(y_true, y_pred, *, digits: int = 3, print_: bool = True) -> str
             f"{lab!s:>5}  {ni:>8d}  {ri:>6.{digits}f}  {pi:>9.{digits}f}  "
             f"{fi:>5.{digits}f}"
         )
-    summary = (
-        f"balanced accuracy {balanced_accuracy_score(y_true, y_pred):.{digits}f}"
-        f" | macro F1 {f1_score(y_true, y_pred, average='macro', zero_division=0):.{digits}f}"
-        f" | QWK {quadratic_weighted_kappa(y_true, y_pred):.{digits}f}"
-    )
+    short = {"balanced_accuracy": "balanced accuracy", "f1_macro": "macro F1"}
+    names = ["balanced_accuracy", "f1_macro", "qwk"]
     if y_true.dtype.kind in "iuf":
-        summary += (
-            f" | MAE {mean_absolute_stage_error(y_true, y_pred):.{digits}f} stages"
+        names.append("mae")
+    parts = []
+    for name in names:
+        value = get_metric(name).func(y_true, y_pred, None, labels)
+        text = short.get(name, name.upper())
+        parts.append(
+            f"{text} {value:.{digits}f}" + (" stages" if name == "mae" else "")
         )
-    lines.append(summary)
+    lines.append(" | ".join(parts))
     text = "\n".join(lines)
     if print_:
         print(text)

@@ -6,27 +6,25 @@ on one side. Stages are stratified so that the rare stage 4 appears in every fol
 
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from collections.abc import Iterable
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics import (
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    roc_auc_score,
-)
+from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 
-from spectclf.exceptions import PatientLeakageError, PatientLeakageWarning
-from spectclf.metrics import (
-    mean_absolute_stage_error,
-    quadratic_weighted_kappa,
-    stage_recall,
+from spectclf.exceptions import PatientLeakageError
+from spectclf.metrics import get_metric, score_predictions
+from spectclf.patient_groups import (
+    GroupedValidSplit,
+    check_groups_consistent,
+    final_estimator,
+    fit_with_groups,
+    grouped_train_valid_split,
+    require_groups,
 )
 
 __all__ = [
@@ -34,8 +32,10 @@ __all__ = [
     "check_no_patient_leakage",
     "grouped_train_valid_split",
     "GroupedValidSplit",
+    "check_groups_consistent",
     "evaluate",
     "aggregate_by_patient",
+    "fold_scores",
 ]
 
 
@@ -92,24 +92,6 @@ class PatientStratifiedGroupKFold(StratifiedGroupKFold):
             yield from super().split(X, y, groups)
 
 
-def check_groups_consistent(y, groups) -> None:
-    """Raise if one patient id carries two different stages."""
-    y, groups = np.asarray(y), np.asarray(groups)
-    if len(y) != len(groups):
-        raise ValueError(
-            f"y has {len(y)} rows but groups has {len(groups)}; give one "
-            "patient id per row of X."
-        )
-    order = np.argsort(groups, kind="stable")
-    g, s = groups[order], y[order]
-    bad = np.unique(g[1:][(g[1:] == g[:-1]) & (s[1:] != s[:-1])])
-    if len(bad):
-        raise ValueError(
-            f"Patient(s) {bad[:5].tolist()} carry more than one stage; "
-            "a patient has exactly one stage."
-        )
-
-
 def check_no_patient_leakage(
     splits: Iterable[tuple[np.ndarray, np.ndarray]], groups
 ) -> None:
@@ -143,83 +125,6 @@ def check_no_patient_leakage(
             )
 
 
-def grouped_train_valid_split(y, groups, valid_size: float, random_state=None):
-    """Hold out about ``valid_size`` of the patients, stratified by stage.
-
-    Returns
-    -------
-    train_idx, valid_idx : ndarray of int
-    """
-    y, groups = np.asarray(y), np.asarray(groups)
-    if not 0.0 < float(valid_size) < 1.0:
-        raise ValueError(f"valid_size must be in (0, 1), got {valid_size!r}")
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ValueError(
-            f"valid_size={valid_size} needs at least 2 patients, got {n_groups}."
-        )
-    # StratifiedGroupKFold needs n_splits <= the patient count of the largest stage
-    _, first = np.unique(groups, return_index=True)
-    largest = np.unique(y[first], return_counts=True)[1].max()
-    n_splits = int(np.clip(round(1.0 / float(valid_size)), 2, max(2, largest)))
-    rng = check_random_state(random_state)
-    cv = StratifiedGroupKFold(
-        n_splits=n_splits, shuffle=True, random_state=rng.randint(2**31 - 1)
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class")
-        train, valid = next(cv.split(np.zeros(len(y)), y, groups))
-    return train, valid
-
-
-class GroupedValidSplit:
-    """skorch ``train_split`` that holds out fixed rows (whole patients).
-
-    skorch's own ``ValidSplit`` cannot group by patient; :class:`Spect3DClassifier`
-    computes the held-out patients with :func:`grouped_train_valid_split` and hands
-    skorch this picklable callable.
-
-    Parameters
-    ----------
-    valid_indices : array-like of int
-        Rows of the training data that form the validation set.
-    """
-
-    def __init__(self, valid_indices):
-        self.valid_indices = np.asarray(valid_indices, dtype=np.int64)
-
-    def __call__(self, dataset, y=None, groups=None):
-        from torch.utils.data import Subset
-
-        n = len(dataset)
-        mask = np.zeros(n, dtype=bool)
-        mask[self.valid_indices] = True
-        return (
-            Subset(dataset, np.flatnonzero(~mask).tolist()),
-            Subset(dataset, np.flatnonzero(mask).tolist()),
-        )
-
-    def __repr__(self) -> str:
-        return f"GroupedValidSplit(n_valid={len(self.valid_indices)})"
-
-
-def _warn_ungrouped(what: str) -> None:
-    warnings.warn(
-        f"{what} without groups: rows are treated as separate patients. If several "
-        "rows (slices, resampled copies) belong to one patient, pass groups= or they "
-        "will leak across the split.",
-        PatientLeakageWarning,
-        stacklevel=3,
-    )
-
-
-def _fit_with_groups(estimator, X, y, groups):
-    """Fit, handing ``groups`` to estimators (or pipelines) whose ``fit`` takes them."""
-    if groups is not None and "groups" in inspect.signature(estimator.fit).parameters:
-        return estimator.fit(X, y, groups=groups)
-    return estimator.fit(X, y)
-
-
 def aggregate_by_patient(proba, groups, y=None):
     """Mean class probability per patient, for slice-level predictions.
 
@@ -250,14 +155,6 @@ def aggregate_by_patient(proba, groups, y=None):
     return patients, sums / counts, patient_y
 
 
-def _metric_range(name: str) -> tuple[float, float]:
-    if name == "mae":
-        return (0.0, np.inf)
-    if name == "qwk":
-        return (-1.0, 1.0)
-    return (0.0, 1.0)
-
-
 def _ci95(values, low: float = -np.inf, high: float = np.inf) -> tuple[float, float]:
     """t-based 95 % confidence interval of the mean, clipped to the metric's range."""
     from scipy import stats
@@ -275,6 +172,27 @@ def _ci95(values, low: float = -np.inf, high: float = np.inf) -> tuple[float, fl
     )
 
 
+def fold_scores(estimator, X_test, y_test, groups_test, classes, metrics=None):
+    """Score a fitted estimator on one test fold, per patient.
+
+    The one scoring path of :func:`evaluate` and :func:`~spectclf.tune`:
+    probabilities are aligned to ``classes``, averaged over each patient's rows, and
+    every metric is computed on the patients.
+
+    Returns
+    -------
+    scores : dict of str -> float
+    patients, y_patient, proba_patient : ndarray
+    """
+    classes = np.asarray(classes)
+    proba = estimator.predict_proba(X_test)
+    est_classes = np.asarray(getattr(estimator, "classes_", classes))
+    full = np.zeros((len(y_test), len(classes)))
+    full[:, np.searchsorted(classes, est_classes)] = proba
+    pats, pproba, py = aggregate_by_patient(full, groups_test, y_test)
+    return score_predictions(py, pproba, classes, metrics), pats, py, pproba
+
+
 def evaluate(
     estimator,
     X,
@@ -288,11 +206,12 @@ def evaluate(
 ):
     """Patient-grouped cross-validation with the ordinal-aware spectclf metrics.
 
-    Each fold holds out whole patients (stratified by stage); estimators whose ``fit``
-    takes ``groups`` (``Spect3DClassifier``, ``PatientPipeline``) get the training
-    patients' ids, so their internal validation is grouped too. When a patient has
-    several rows (slices), probabilities are averaged per patient and every score is
-    computed per patient.
+    Each fold holds out whole patients (stratified by stage). The training patients'
+    ids reach every step that uses them (see
+    :func:`spectclf.patient_groups.fit_with_groups`), so internal validation splits
+    and samplers stay grouped; a pipeline that would drop them is refused. When a
+    patient has several rows (slices, scans), probabilities are averaged per patient
+    and every score is computed per patient.
 
     Parameters
     ----------
@@ -309,7 +228,7 @@ def evaluate(
     verbose : int, default=1
         Print one line per fold.
     return_estimators : bool, default=False
-        Keep the fitted estimator of each fold.
+        Keep the fitted estimator of each fold (e.g. to build an ensemble).
 
     Returns
     -------
@@ -318,16 +237,12 @@ def evaluate(
         ci95}), ``patients``, ``y_true``, ``y_pred``, ``proba`` (out-of-fold, per
         patient), ``fold`` (test fold of each patient), ``classes``,
         ``confusion_matrix``, ``histories`` (per-fold training curves, if any),
-        ``fit_time``, and ``estimators`` if asked.
+        ``fit_time``, and ``estimators`` if asked. Nothing is returned for an
+        interrupted run: a ``KeyboardInterrupt`` propagates.
     """
-    if groups is None:
-        raise PatientLeakageError(
-            "evaluate needs groups= (patient ids): without them, slices or copies of "
-            "one patient can be in training and test folds."
-        )
     y = np.asarray(y)
-    groups = np.asarray(groups)
-    if len(y) != len(groups) or len(y) != len(X):
+    groups = require_groups(groups, len(y), "evaluate")
+    if len(y) != len(X):
         raise ValueError(
             f"X, y and groups differ in length: {len(X)}, {len(y)}, {len(groups)}"
         )
@@ -341,29 +256,12 @@ def evaluate(
     histories, estimators, fit_times = [], [], []
     for k, (train, test) in enumerate(splits):
         start = time.perf_counter()
-        est = _fit_with_groups(clone(estimator), X[train], y[train], groups[train])
+        est = fit_with_groups(clone(estimator), X[train], y[train], groups[train])
         fit_times.append(time.perf_counter() - start)
-        proba = est.predict_proba(X[test])
-        est_classes = getattr(est, "classes_", classes)
-        full = np.zeros((len(test), len(classes)))
-        full[:, np.searchsorted(classes, est_classes)] = proba
-        pats, pproba, py = aggregate_by_patient(full, groups[test], y[test])
+        scores, pats, py, pproba = fold_scores(
+            est, X[test], y[test], groups[test], classes
+        )
         pred = classes[np.argmax(pproba, axis=1)]
-        scores = {
-            "balanced_accuracy": balanced_accuracy_score(py, pred),
-            "f1_macro": f1_score(py, pred, average="macro", zero_division=0),
-            "qwk": quadratic_weighted_kappa(py, pred),
-        }
-        if y.dtype.kind in "iuf":
-            scores["mae"] = mean_absolute_stage_error(py, pred)
-        for s in classes:
-            scores[f"recall_stage_{s}"] = stage_recall(py, pred, stage=s)
-        try:
-            scores["roc_auc_ovr"] = roc_auc_score(
-                py, pproba, multi_class="ovr", labels=classes
-            )
-        except ValueError:
-            scores["roc_auc_ovr"] = float("nan")
         for name, value in scores.items():
             per_fold.setdefault(name, []).append(float(value))
         fold_rows.append((pats, py, pred, pproba, np.full(len(pats), k)))
@@ -384,14 +282,14 @@ def evaluate(
     patients, y_true, y_pred, proba, fold = (
         np.concatenate(c) for c in zip(*fold_rows, strict=True)
     )
-    summary = {
-        name: {
+    summary = {}
+    for name, v in per_fold.items():
+        metric = get_metric(name)
+        summary[name] = {
             "mean": float(np.nanmean(v)),
             "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0,
-            "ci95": _ci95(v, *_metric_range(name)),
+            "ci95": _ci95(v, metric.low, metric.high),
         }
-        for name, v in per_fold.items()
-    }
     result = Bunch(
         per_fold=per_fold,
         summary=summary,
@@ -412,8 +310,7 @@ def evaluate(
 
 def _history_of(estimator):
     """Per-epoch losses of a fitted Spect3DClassifier (alone or last in a pipeline)."""
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    history = getattr(final, "history_", None)
+    history = getattr(final_estimator(estimator), "history_", None)
     if history is None:
         return None
     keys = ("epoch", "train_loss", "valid_loss", "valid_acc")

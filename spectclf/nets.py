@@ -1,5 +1,10 @@
 """3-D convolutional networks for volumes ``(N, C, D, H, W)``.
 
+The networks' contract, used by :func:`~spectclf.grad_cam`: ``features(x)`` returns
+the last convolutional feature map and ``classify(features)`` the logits, so that
+``forward(x) == classify(features(x))``. Networks without it are explained through
+their last ``Conv3d``.
+
 ``ResNet3D`` (registered as ``"resnet3d"``) is the default: a compact residual network
 with global average pooling, so any input size works. ``SeedCNN`` (``"seed_cnn"``) is the
 plain baseline a newcomer would write, kept as a reference point for benchmarks. With
@@ -144,7 +149,10 @@ class ResNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, n_classes)`` for volumes ``(N, C, D, H, W)``."""
-        f = self.features(x)
+        return self.classify(self.features(x))
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        """Logits from a feature map of :meth:`features` (global pooling, head)."""
         pooled = []
         if self.pool_mode in ("avg", "avgmax"):
             pooled.append(f.mean(dim=(2, 3, 4)))
@@ -206,9 +214,13 @@ class SeedCNN(nn.Module):
         """Last convolutional feature map."""
         return self.conv(x)
 
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        """Logits from the feature map of :meth:`features`."""
+        return self.head(f)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, n_classes)``."""
-        return self.head(self.conv(x))
+        return self.classify(self.features(x))
 
 
 class MonaiNet(nn.Module):

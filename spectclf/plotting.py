@@ -9,10 +9,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from spectclf.metrics import get_metric
+
 __all__ = [
     "plot_confusion_matrix",
     "plot_fold_scores",
     "plot_learning_curves",
+    "plot_reliability",
     "plot_roc_ovr",
     "plot_stage_montage",
 ]
@@ -81,13 +84,8 @@ def plot_fold_scores(
             s=18,
             label="fold" if i == 0 else None,
         )
-    names = {
-        "balanced_accuracy": "balanced\naccuracy",
-        "f1_macro": "macro F1",
-        "qwk": "quadratic\nweighted kappa",
-        "roc_auc_ovr": "ROC AUC\n(one-vs-rest)",
-    }
-    ax.set_xticks(range(len(metrics)), [names.get(m, m) for m in metrics])
+    labels = [get_metric(m).label.replace(" (", "\n(") for m in metrics]
+    ax.set_xticks(range(len(metrics)), labels, fontsize=8)
     n_classes = sum(k.startswith("recall_stage_") for k in per_fold) or 4
     if "balanced_accuracy" in metrics:
         ax.hlines(
@@ -152,6 +150,54 @@ def plot_roc_ovr(y_true, proba, classes):
     ax.set_title("One-vs-rest ROC, out-of-fold")
     ax.legend(loc="lower right")
     ax.set_aspect("equal")
+    return fig
+
+
+def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
+    """Reliability diagram: accuracy against confidence of the top-stage prediction.
+
+    A calibrated model's dots lie on the diagonal; dots below it are over-confident.
+    Bar heights below show how many patients fall in each confidence bin.
+    """
+    from spectclf.metrics import expected_calibration_error
+
+    plt = _plt()
+    proba = np.asarray(proba, dtype=float)
+    classes = np.asarray(classes)
+    conf = proba.max(axis=1)
+    correct = classes[np.argmax(proba, axis=1)] == np.asarray(y_true)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    fig, (ax, axn) = plt.subplots(
+        2,
+        1,
+        figsize=(5.5, 6),
+        height_ratios=(3, 1),
+        sharex=True,
+        constrained_layout=True,
+    )
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect calibration")
+    used = np.unique(bins)
+    ax.plot(
+        [conf[bins == b].mean() for b in used],
+        [correct[bins == b].mean() for b in used],
+        "o-",
+        color="C3",
+        label="model",
+    )
+    ece = expected_calibration_error(y_true, proba, classes, n_bins=n_bins)
+    ax.set_ylabel("accuracy in bin")
+    ax.set_title(f"Reliability, out-of-fold (ECE {ece:.3f})")
+    ax.legend(loc="upper left")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    axn.bar(
+        (np.arange(n_bins) + 0.5) / n_bins,
+        np.bincount(bins, minlength=n_bins),
+        width=0.9 / n_bins,
+        color="#9ecae1",
+    )
+    axn.set_xlabel("confidence (highest stage probability)")
+    axn.set_ylabel("patients")
     return fig
 
 

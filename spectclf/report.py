@@ -1,26 +1,96 @@
-"""Evaluation reports: ``metrics.json``, ``predictions.csv``, PNG plots, ``index.html``."""
+"""Evaluation reports: ``metrics.json``, ``predictions.csv``, PNG plots, ``index.html``.
+
+Every file is written to a temporary name and renamed when complete, so an
+interrupted run never leaves a half-written report. :func:`write_predictions` is the
+one writer of prediction tables (for reports and for ``spectclf predict``).
+"""
 
 from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from spectclf import plotting
-from spectclf.metrics import stage_report
+from spectclf.metrics import get_metric, stage_report
+from spectclf.model_io import write_atomic
 
-__all__ = ["write_report"]
+__all__ = ["csv_safe", "save_figure", "write_predictions", "write_report"]
 
-_LABELS = {
-    "balanced_accuracy": "Balanced accuracy",
-    "f1_macro": "Macro F1",
-    "qwk": "Quadratic weighted kappa",
-    "mae": "Mean absolute error (stages)",
-    "roc_auc_ovr": "ROC AUC (one-vs-rest)",
-}
+
+def csv_safe(value) -> str:
+    """A text cell that a spreadsheet will not run as a formula.
+
+    Cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a
+    leading apostrophe (OWASP's advice against CSV injection).
+
+    Examples
+    --------
+    >>> csv_safe("=1+2"), csv_safe("P001")
+    ("'=1+2", 'P001')
+    """
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_predictions(
+    path,
+    patients,
+    proba,
+    classes,
+    *,
+    y_true=None,
+    fold=None,
+    extra_columns: dict | None = None,
+) -> Path:
+    """Write one row per patient: id, (true stage), predicted stage, (fold),
+    probabilities and any extra columns, sorted by patient id.
+
+    Parameters
+    ----------
+    path : str or Path
+    patients : array-like of shape (n,)
+    proba : ndarray of shape (n, n_classes)
+    classes : array-like of shape (n_classes,)
+    y_true, fold : array-like of shape (n,), default=None
+        Added as ``true_stage`` and ``fold`` (1-based) when given.
+    extra_columns : dict of str -> array-like, default=None
+        Further columns (e.g. uncertainty).
+
+    Returns
+    -------
+    path : Path
+    """
+    classes = np.asarray(classes)
+    proba = np.asarray(proba, dtype=float)
+    pred = classes[np.argmax(proba, axis=1)]
+    extra = extra_columns or {}
+    header = ["patient_id"] + (["true_stage"] if y_true is not None else [])
+    header += ["predicted_stage"] + (["fold"] if fold is not None else [])
+    header += [f"p_stage_{c}" for c in classes] + list(extra)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    patients = np.asarray(patients)
+    for i in np.argsort(patients.astype(str), kind="stable"):
+        row = [csv_safe(patients[i])]
+        if y_true is not None:
+            row.append(y_true[i])
+        row.append(pred[i])
+        if fold is not None:
+            row.append(int(fold[i]) + 1)
+        row += [f"{p:.4f}" for p in proba[i]]
+        row += [
+            f"{v[i]:.4f}" if isinstance(v[i], (float, np.floating)) else csv_safe(v[i])
+            for v in extra.values()
+        ]
+        writer.writerow(row)
+    text = buf.getvalue()
+    return write_atomic(path, lambda tmp: tmp.write_text(text, newline=""))
 
 
 def _jsonable(obj):
@@ -37,18 +107,15 @@ def _jsonable(obj):
     return obj
 
 
-def _save(fig, path: Path) -> str:
+def save_figure(fig, path: Path) -> str:
+    """Save a figure as PNG atomically, close it, return the file name."""
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path.name
-
-
-def _metric_label(name: str) -> str:
-    if name.startswith("recall_stage_"):
-        return f"Recall, stage {name.rsplit('_', 1)[1]}"
-    return _LABELS.get(name, name)
 
 
 def write_report(
@@ -99,42 +166,43 @@ def write_report(
             "summary": baseline.summary,
             "per_fold": baseline.per_fold,
         }
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
-
-    with open(out / "predictions.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(
-            ["patient_id", "true_stage", "predicted_stage", "fold"]
-            + [f"p_stage_{c}" for c in classes]
-        )
-        for i in np.argsort(result.patients.astype(str), kind="stable"):
-            writer.writerow(
-                [
-                    result.patients[i],
-                    result.y_true[i],
-                    result.y_pred[i],
-                    int(result.fold[i]) + 1,
-                ]
-                + [f"{p:.4f}" for p in result.proba[i]]
-            )
+    text = json.dumps(_jsonable(metrics), indent=2)
+    write_atomic(out / "metrics.json", lambda tmp: tmp.write_text(text))
+    write_predictions(
+        out / "predictions.csv",
+        result.patients,
+        result.proba,
+        classes,
+        y_true=result.y_true,
+        fold=result.fold,
+    )
 
     figures = [
         (
             "Confusion matrix",
-            _save(
+            save_figure(
                 plotting.plot_confusion_matrix(result.confusion_matrix, classes),
                 out / "confusion_matrix.png",
             ),
         ),
         (
             "Scores per fold",
-            _save(plotting.plot_fold_scores(result.per_fold), out / "fold_scores.png"),
+            save_figure(
+                plotting.plot_fold_scores(result.per_fold), out / "fold_scores.png"
+            ),
         ),
         (
             "ROC curves",
-            _save(
+            save_figure(
                 plotting.plot_roc_ovr(result.y_true, result.proba, classes),
                 out / "roc_ovr.png",
+            ),
+        ),
+        (
+            "Calibration (reliability diagram)",
+            save_figure(
+                plotting.plot_reliability(result.y_true, result.proba, classes),
+                out / "reliability.png",
             ),
         ),
     ]
@@ -142,7 +210,7 @@ def write_report(
         figures.append(
             (
                 "Learning curves",
-                _save(
+                save_figure(
                     plotting.plot_learning_curves(result.histories),
                     out / "learning_curves.png",
                 ),
@@ -152,7 +220,7 @@ def write_report(
         figures.append(
             (
                 "Slices per stage",
-                _save(
+                save_figure(
                     plotting.plot_stage_montage(
                         montage["X"],
                         montage["y"],
@@ -174,7 +242,7 @@ def _write_html(out, title, result, baseline, figures, table_text, info):
         s = result.summary[name]
         lo, hi = s["ci95"]
         cells = [
-            f"<td>{html.escape(_metric_label(name))}</td>",
+            f"<td>{html.escape(get_metric(name).label)}</td>",
             f"<td>{s['mean']:.3f} ± {s['std']:.3f}</td>",
             f"<td>[{lo:.3f}, {hi:.3f}]</td>",
         ]
@@ -223,4 +291,4 @@ in the training and the test part of a fold. Per-patient predictions are in
 {imgs}
 </body></html>
 """
-    (out / "index.html").write_text(page)
+    write_atomic(out / "index.html", lambda tmp: tmp.write_text(page))

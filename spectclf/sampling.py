@@ -8,20 +8,18 @@ imbalanced-learn validates ``X`` as a 2-D matrix; these samplers keep its
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import torch
 from imblearn.over_sampling.base import BaseOverSampler
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling.base import BaseUnderSampler
 from imblearn.utils import check_target_type
-from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from spectclf.augment import VolumeAugmenter
+from spectclf.patient_groups import accepts_groups, fit_with_groups
 
 __all__ = [
     "VolumeRandomOverSampler",
@@ -35,15 +33,13 @@ class _VolumeSamplerMixin:
     """N-d input validation and group resampling shared by the samplers."""
 
     def _check_X_y(self, X, y, accept_sparse=None):
-        if accept_sparse is None:
-            accept_sparse = ["csr", "csc"]
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
         X, y = validate_data(
             self,
             X=X,
             y=y,
             reset=True,
-            accept_sparse=accept_sparse,
+            accept_sparse=False,
             allow_nd=True,
             dtype="numeric",
         )
@@ -65,6 +61,7 @@ class _VolumeSamplerMixin:
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
+        tags.input_tags.sparse = False  # volumes are dense
         tags.sampler_tags.sample_indices = True
         return tags
 
@@ -223,10 +220,7 @@ class AugmentingOverSampler(_VolumeSamplerMixin, BaseOverSampler):
         if len(sources) == 0:
             return X.copy(), y.copy()
         augmenter = self.augmenter if self.augmenter is not None else VolumeAugmenter()
-        if sparse.issparse(X):
-            src = np.asarray(X[sources].toarray(), dtype=np.float32)
-        else:
-            src = np.asarray(X[sources], dtype=np.float32)
+        src = np.asarray(X[sources], dtype=np.float32)
         vol = src.reshape(len(src), 1, 1, 1, -1) if src.ndim == 2 else src
         vol = vol[:, None] if vol.ndim == 4 else vol
         gen = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
@@ -243,10 +237,7 @@ class AugmentingOverSampler(_VolumeSamplerMixin, BaseOverSampler):
             .reshape(src.shape)
             .astype(X.dtype, copy=False)
         )
-        y_res = y[self.sample_indices_]
-        if sparse.issparse(X):
-            return sparse.vstack([X, sparse.csr_matrix(new)]).asformat(X.format), y_res
-        return np.concatenate([X, new]), y_res
+        return np.concatenate([X, new]), y[self.sample_indices_]
 
 
 class PatientPipeline(Pipeline):
@@ -276,6 +267,8 @@ class PatientPipeline(Pipeline):
     ...     ("clf", Spect3DClassifier(max_epochs=2, module__width=4)),
     ... ])
     """
+
+    __metadata_request__fit = {"groups": True}
 
     def fit(self, X, y=None, groups=None, **params):
         """Fit all steps; samplers resample ``groups`` along with ``X`` and ``y``.
@@ -317,9 +310,11 @@ class PatientPipeline(Pipeline):
             self.steps[i] = (name, fitted)
         final = self._final_estimator
         if final is not None and final != "passthrough":
-            accepts = "groups" in inspect.signature(final.fit).parameters
-            if gt is not None and accepts:
-                final.fit(Xt, yt, groups=gt, **params)
+            if params:
+                extra = (
+                    {"groups": gt} if gt is not None and accepts_groups(final) else {}
+                )
+                final.fit(Xt, yt, **extra, **params)
             else:
-                final.fit(Xt, yt, **params)
+                fit_with_groups(final, Xt, yt, gt)
         return self

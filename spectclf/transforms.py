@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from spectclf._colormap import invert_colormap
 from spectclf._regions import region_masks
+from spectclf.io.assemble import check_shape3, resample_volumes
+from spectclf.io.colour import LUMA_WEIGHTS, invert_colormap
 
 __all__ = [
     "ColormapToIntensity",
@@ -46,16 +45,6 @@ def as_volumes(X, name: str = "X") -> np.ndarray:
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return X
-
-
-def _shape3(shape, name: str) -> tuple[int, int, int]:
-    try:
-        out = tuple(int(s) for s in shape)
-    except TypeError:
-        out = ()
-    if len(out) != 3 or min(out) < 1:
-        raise ValueError(f"{name} must be three positive ints (D, H, W), got {shape!r}")
-    return out
 
 
 class _StatelessVolumeTransformer(TransformerMixin, BaseEstimator):
@@ -90,7 +79,7 @@ class _ShapedVolumeTransformer(_StatelessVolumeTransformer):
         self._target_shape()
 
     def _target_shape(self) -> tuple[int, int, int]:
-        return _shape3(self.shape, f"{type(self).__name__} shape")
+        return check_shape3(self.shape, f"{type(self).__name__} shape")
 
 
 class ColormapToIntensity(_StatelessVolumeTransformer):
@@ -135,7 +124,7 @@ class ToGrayscale(_StatelessVolumeTransformer):
     weights : tuple of 3 floats, default=(0.299, 0.587, 0.114)
     """
 
-    def __init__(self, weights: Sequence[float] = (0.299, 0.587, 0.114)):
+    def __init__(self, weights: Sequence[float] = LUMA_WEIGHTS):
         self.weights = weights
 
     def _transform(self, X):
@@ -166,16 +155,7 @@ class VolumeResizer(_ShapedVolumeTransformer):
         self.shape = shape
 
     def _transform(self, X):
-        shape = self._target_shape()
-        if X.shape[2:] == shape:
-            return X
-        out = np.empty((*X.shape[:2], *shape), dtype=np.float32)
-        for start in range(0, len(X), 32):  # bounded memory on big cohorts
-            chunk = torch.from_numpy(np.ascontiguousarray(X[start : start + 32]))
-            out[start : start + 32] = F.interpolate(
-                chunk, size=shape, mode="trilinear", align_corners=False
-            ).numpy()
-        return out
+        return resample_volumes(X, self._target_shape())
 
 
 class CenterCrop(_ShapedVolumeTransformer):

@@ -1,31 +1,38 @@
 """Hyper-parameter tuning with Optuna under patient-grouped cross-validation.
 
-Each trial runs a :class:`~spectclf.PatientStratifiedGroupKFold`; the running mean of
-the fold scores is reported to Optuna after every fold, so a pruner stops bad trials
+Each trial runs a :class:`~spectclf.PatientStratifiedGroupKFold` and scores every
+fold per patient exactly as :func:`~spectclf.evaluate` does; the running mean of the
+fold scores is reported to Optuna after every fold, so a pruner stops bad trials
 early without ever re-splitting the data. Studies in an RDB storage
-(``sqlite:///study.db``, PostgreSQL...) resume after a crash or Ctrl-C, and a
-heartbeat marks trials of a killed process as failed and retries them.
+(``sqlite:///study.db``, PostgreSQL...) resume after a crash or Ctrl-C: a resumed
+seeded study samples new parameter sets, trials left RUNNING by a dead local
+process are failed and retried at start (and by a heartbeat for other machines),
+and several workers on one study stop at exactly ``n_trials``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import optuna
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.metrics import get_scorer
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from spectclf.classifier import Spect3DClassifier
-from spectclf.exceptions import PatientLeakageError
+from spectclf.exceptions import TuningError
+from spectclf.metrics import get_metric
 from spectclf.model_selection import (
     PatientStratifiedGroupKFold,
-    _fit_with_groups,
     check_no_patient_leakage,
+    fold_scores,
 )
+from spectclf.patient_groups import fit_with_groups, require_groups
 
 __all__ = ["tune", "default_search_space", "TunedClassifier", "nested_cv"]
 
@@ -47,9 +54,11 @@ def default_search_space(trial: optuna.Trial, estimator) -> dict:
     """The default search space for a ``Spect3DClassifier`` (alone or in a pipeline).
 
     Learning rate (log 1e-4..1e-2), weight decay (log 1e-5..1e-1), network width
-    (8, 12, 16), dropout (0..0.5), augmentation strength (0, 0.5, 1 x the defaults)
-    and the imbalance handling: class-weighted loss, or none — or, when the pipeline
-    has a step named ``"balance"``, random oversampling in that step.
+    (8, 12, 16; only for networks that have a ``width``), dropout (0..0.5),
+    augmentation strength (0, 0.5, 1 x the defaults) and the imbalance handling:
+    class-weighted loss or none. A pipeline's own sampler (a step named
+    ``"balance"``) is always kept — never replaced; when that step is
+    ``"passthrough"``, random oversampling is one more choice for it.
 
     Parameters
     ----------
@@ -61,16 +70,19 @@ def default_search_space(trial: optuna.Trial, estimator) -> dict:
     params : dict
         For ``estimator.set_params``.
     """
+    import inspect
+
     from spectclf.augment import VolumeAugmenter
+    from spectclf.nets import get_module
     from spectclf.sampling import VolumeRandomOverSampler
 
     p = _classifier_prefix(estimator)
+    clf = estimator if not p else dict(estimator.steps)[p[:-2]]
     strength = trial.suggest_categorical("augment_strength", [0.0, 0.5, 1.0])
     defaults = VolumeAugmenter().get_params()
     params = {
         f"{p}lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
         f"{p}weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
-        f"{p}module__width": trial.suggest_categorical("width", [8, 12, 16]),
         f"{p}module__dropout": trial.suggest_float("dropout", 0.0, 0.5),
         f"{p}augment": {
             k: (v if k == "flip" else v * strength) for k, v in defaults.items()
@@ -78,16 +90,22 @@ def default_search_space(trial: optuna.Trial, estimator) -> dict:
         if strength
         else False,
     }
-    steps = dict(getattr(estimator, "steps", []))
-    choices = ["class_weight", "none"] + (["oversample"] if "balance" in steps else [])
+    try:
+        net_params = inspect.signature(get_module(clf.module)).parameters
+    except (TypeError, ValueError):
+        net_params = {}
+    if "width" in net_params:
+        params[f"{p}module__width"] = trial.suggest_categorical("width", [8, 12, 16])
+    balance = dict(getattr(estimator, "steps", [])).get("balance")
+    free_slot = "balance" in dict(getattr(estimator, "steps", [])) and balance in (
+        None,
+        "passthrough",
+    )
+    choices = ["class_weight", "none"] + (["oversample"] if free_slot else [])
     imbalance = trial.suggest_categorical("imbalance", choices)
     params[f"{p}class_weight"] = "balanced" if imbalance == "class_weight" else None
-    if "balance" in steps:
-        params["balance"] = (
-            VolumeRandomOverSampler(random_state=trial.number)
-            if imbalance == "oversample"
-            else "passthrough"
-        )
+    if free_slot and imbalance == "oversample":
+        params["balance"] = VolumeRandomOverSampler(random_state=trial.number)
     return params
 
 
@@ -117,6 +135,81 @@ def _make_storage(storage, heartbeat_interval, grace_period):
             grace_period=grace_period,
             **{key: retry_cls(max_retry=2)},
         )
+
+
+_DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+_RUNNING = (optuna.trial.TrialState.RUNNING,)
+
+
+class _Surplus(Exception):  # noqa: N818 - control flow, recorded as a failed trial
+    """A trial started after the study had reached ``n_trials``."""
+
+
+def _finished(study) -> int:
+    return len(study.get_trials(deepcopy=False, states=_DONE))
+
+
+def _is_surplus(trial, n_trials: int) -> bool:
+    """Would this trial exceed ``n_trials``? Earlier running trials count as done."""
+    earlier_running = [
+        t
+        for t in trial.study.get_trials(deepcopy=False, states=_RUNNING)
+        if t.number < trial.number
+    ]
+    return _finished(trial.study) + len(earlier_running) >= n_trials
+
+
+class _StopAt:
+    """Stop this worker once the study holds ``n_trials`` finished trials."""
+
+    def __init__(self, n_trials: int):
+        self.n_trials = n_trials
+
+    def __call__(self, study, trial) -> None:
+        if _finished(study) >= self.n_trials:
+            study.stop()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fail(study, trial) -> None:
+    study._storage.set_trial_state_values(
+        trial._trial_id, state=optuna.trial.TrialState.FAIL
+    )
+
+
+def _fail_dead_local_trials(study) -> None:
+    """Fail and re-queue RUNNING trials whose process on this host is gone.
+
+    Trials of other machines are left to the storage's heartbeat.
+    """
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=_RUNNING):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") == host and pid is not None and not _pid_alive(pid):
+            _fail(study, t)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.enqueue_trial(
+                    t.params,
+                    user_attrs={"retried_from": t.number},
+                    skip_if_exists=False,
+                )
+
+
+def _fail_running_own_trials(study) -> None:
+    """After Ctrl-C: this process's RUNNING trials are failed, never completed."""
+    for t in study.get_trials(deepcopy=False, states=_RUNNING):
+        if t.user_attrs.get("pid") == os.getpid():
+            _fail(study, t)
 
 
 def tune(
@@ -150,14 +243,17 @@ def tune(
         Patient ids; required (without them every trial would mix patients).
     n_trials : int, default=20
         Target number of finished (complete or pruned) trials in the study; a resumed
-        study only runs the ones still missing.
+        study only runs the ones still missing, and several processes working on one
+        study stop together at exactly this number.
     search_space : callable, default=None
         ``trial -> {param: value}`` for ``estimator.set_params``; None uses
         :func:`default_search_space`.
     cv : int or splitter, default=5
         Inner folds; an int gives :class:`~spectclf.PatientStratifiedGroupKFold`.
-    scoring : str or callable, default="balanced_accuracy"
-        A scikit-learn scorer name or callable ``scorer(estimator, X, y)``.
+    scoring : str, default="balanced_accuracy"
+        A metric of :data:`spectclf.metrics.METRICS` (or ``"recall_stage_<s>"``),
+        computed per patient on each test fold exactly as :func:`evaluate` does;
+        lower-is-better metrics (``"mae"``, ``"ece"``...) are minimised.
     storage : str or optuna storage, default=None
         In memory when None; ``"sqlite:///study.db"`` makes the study resumable; a
         PostgreSQL URL lets several machines work on one study.
@@ -184,60 +280,75 @@ def tune(
         ``best_estimator`` (refit, or None), ``best_params`` (the estimator
         parameters), ``best_score``, ``study``, ``wall_time``.
     """
-    if groups is None:
-        raise PatientLeakageError(
-            "tune needs groups= (patient ids). Without them cross-validation would split "
-            "one patient's data across folds (and OptunaSearchCV fails every trial)."
-        )
-    y, groups = np.asarray(y), np.asarray(groups)
+    y = np.asarray(y)
+    groups = require_groups(groups, len(y), "tune")
     if isinstance(cv, (int, np.integer)):
         cv = PatientStratifiedGroupKFold(n_splits=int(cv), random_state=random_state)
     splits = list(cv.split(X, y, groups))
     check_no_patient_leakage(splits, groups)
-    scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
+    if not isinstance(scoring, str):
+        raise TypeError(
+            "scoring must be a metric name of spectclf.metrics.METRICS (scored per "
+            f"patient, as evaluate does), got {scoring!r}."
+        )
+    metric = get_metric(scoring)
+    classes = np.unique(y)
     space = search_space or (lambda trial: default_search_space(trial, estimator))
 
     def objective(trial: optuna.Trial) -> float:
+        if _is_surplus(trial, n_trials):
+            trial.study.stop()
+            raise _Surplus(f"study already has {n_trials} trials")
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
         params = space(trial)
         trial.set_user_attr("params", {k: repr(v) for k, v in params.items()})
         scores = []
         for k, (train, test) in enumerate(splits):
             est = clone(estimator).set_params(**params)
-            _fit_with_groups(est, X[train], y[train], groups[train])
-            scores.append(float(scorer(est, X[test], y[test])))
-            trial.report(float(np.mean(scores)), step=k)
+            fit_with_groups(est, X[train], y[train], groups[train])
+            fold, *_ = fold_scores(
+                est, X[test], y[test], groups[test], classes, [metric.name]
+            )
+            scores.append(fold[metric.name])
+            trial.report(float(np.nanmean(scores)), step=k)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-        return float(np.mean(scores))
+        return float(np.nanmean(scores))
 
     if not verbose:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=_make_storage(storage, heartbeat_interval, grace_period),
         study_name=study_name or ("spectclf" if storage is not None else None),
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=random_state),
+        direction="maximize" if metric.greater_is_better else "minimize",
         pruner=pruner
         or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         load_if_exists=True,
     )
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    remaining = n_trials - len(study.get_trials(deepcopy=False, states=done))
+    _fail_dead_local_trials(study)
+    # a resumed seeded study must not replay the parameter sets it already tried
+    seed = None if random_state is None else int(random_state) + len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
     start = time.perf_counter()
-    if remaining > 0:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=timeout,
-            catch=(),
-            gc_after_trial=True,
-        )
+    if _finished(study) < n_trials:
+        try:
+            study.optimize(
+                objective,
+                timeout=timeout,
+                catch=(_Surplus,),
+                gc_after_trial=True,
+                callbacks=[_StopAt(n_trials)],
+            )
+        except KeyboardInterrupt:
+            _fail_running_own_trials(study)
+            raise
     wall = time.perf_counter() - start
     completed = study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
     )
     if not completed:
-        raise RuntimeError(
+        raise TuningError(
             f"No trial of study {study.study_name!r} completed; "
             "check the trials' errors above."
         )
@@ -245,13 +356,13 @@ def tune(
     best_params = space(optuna.trial.FixedTrial(best.params, number=best.number))
     best_estimator = None
     if refit:
-        best_estimator = _fit_with_groups(
+        best_estimator = fit_with_groups(
             clone(estimator).set_params(**best_params), X, y, groups
         )
     if verbose:
         print(
-            f"[spectclf] tuning: best score {best.value:.3f} (trial {best.number}) "
-            f"after {len(study.trials)} trials, {wall:.0f} s",
+            f"[spectclf] tuning: best {metric.name} {best.value:.3f} (trial "
+            f"{best.number}) after {_finished(study)} finished trials, {wall:.0f} s",
             flush=True,
         )
     return Bunch(
@@ -287,6 +398,8 @@ class TunedClassifier(ClassifierMixin, BaseEstimator):
     best_score_ : float
     classes_ : ndarray
     """
+
+    __metadata_request__fit = {"groups": True}
 
     def __init__(
         self,

@@ -233,7 +233,7 @@ def test_duplicated_rows_without_groups_stay_together(small_phantoms):
     d = small_phantoms
     y = np.array([1] * 6 + [2] * 3 + [3] * 3)
     Xr, yr = VolumeRandomOverSampler(random_state=0).fit_resample(d.X, y)
-    with pytest.warns(PatientLeakageWarning, match="repeated rows"):
+    with pytest.warns(PatientLeakageWarning, match="repeated"):
         clf = Spect3DClassifier(**FAST, valid_size=0.3).fit(Xr, yr)
     valid = clf.net_.train_split.valid_indices
     train = np.setdiff1d(np.arange(len(yr)), valid)

@@ -57,7 +57,7 @@ def test_evaluate_writes_report(cohort_dir, tmp_path, capsys):
 
 
 def test_train_predict_explain(cohort_dir, tmp_path):
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.safetensors"
     assert (
         main(
             ["train", str(cohort_dir), "--colormap", "hot", "--out", str(model), *TINY]
@@ -103,7 +103,7 @@ def test_train_predict_explain(cohort_dir, tmp_path):
 
 
 def test_tune_command(cohort_dir, tmp_path):
-    out = tmp_path / "tuned.joblib"
+    out = tmp_path / "tuned.safetensors"
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert (
         main(
@@ -179,7 +179,8 @@ def test_quick_demo_end_to_end(tmp_path):
         "index.html",
         "metrics.json",
         "predictions.csv",
-        "model.joblib",
+        "model.safetensors",
+        "reliability.png",
         "stage_montage.png",
         "confusion_matrix.png",
     ):

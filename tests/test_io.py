@@ -142,7 +142,7 @@ def test_mixed_shapes_listed_or_resampled(slice_root, tmp_path):
     with pytest.raises(SpectDataError, match=r"P001 \(11, 24, 24\).*target_shape"):
         load_slice_folders(root)
     data = load_slice_folders(root, target_shape=(12, 24, 24))
-    assert data.X.shape == (12, 3, 12, 24, 24)
+    assert data.X.shape == (12, 1, 12, 24, 24)
 
 
 def test_slices_of_different_size_in_one_patient(slice_root, tmp_path):
@@ -170,7 +170,7 @@ def test_load_volumes_folder_manifest_and_errors(tmp_path, small_phantoms):
             np.save(stage_dir / f"{d.groups[i]}.npy", d.X[i, 0])
         else:
             nib.save(
-                nib.Nifti1Image(d.X[i, 0], np.eye(4)),
+                nib.Nifti1Image(d.X[i, 0], _PIL_AFFINE),
                 stage_dir / f"{d.groups[i]}.nii.gz",
             )
     data = load_volumes(tmp_path / "vols")
@@ -195,6 +195,35 @@ def test_load_volumes_folder_manifest_and_errors(tmp_path, small_phantoms):
     (tmp_path / "vols" / "stage_1" / "P005.npy").write_bytes(b"garbage")
     with pytest.raises(SpectDataError, match=r"P005\.npy"):
         load_volumes(tmp_path / "vols")
+
+
+# array axes (D, H, W) increase towards posterior, inferior, left: the library's own
+# convention, so a NIfTI with this affine loads unchanged
+_PIL_AFFINE = np.array(
+    [[0, 0, -2.0, 0], [-3.0, 0, 0, 0], [0, -2.5, 0, 0], [0, 0, 0, 1]]
+)
+
+
+def test_nifti_affines_load_to_one_orientation(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(0)
+    vol = rng.random((6, 7, 8)).astype(np.float32)  # (D, H, W) = (P, I, L)
+    (tmp_path / "a" / "stage_1").mkdir(parents=True)
+    (tmp_path / "b" / "stage_1").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(vol, _PIL_AFFINE), tmp_path / "a" / "stage_1" / "P1.nii")
+    # the same scan stored RAS: x (right->left reversed) first, then y, then z
+    ras = vol.transpose(2, 0, 1)[::-1, ::-1, ::-1].copy()
+    affine_ras = np.diag([2.0, 3.0, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(ras, affine_ras), tmp_path / "b" / "stage_1" / "P1.nii")
+    # and LPS-like: x and y flipped relative to RAS
+    lps = ras[::-1, ::-1].copy()
+    affine_lps = np.diag([-2.0, -3.0, 2.5, 1.0])
+    (tmp_path / "c" / "stage_1").mkdir(parents=True)
+    nib.save(nib.Nifti1Image(lps, affine_lps), tmp_path / "c" / "stage_1" / "P1.nii")
+    loaded = [load_volumes(tmp_path / k) for k in "abc"]
+    for data in loaded:
+        np.testing.assert_array_equal(data.X[0, 0], vol)
+        np.testing.assert_allclose(data.spacing[0], [3.0, 2.5, 2.0])
 
 
 def test_load_volumes_dicom_series(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 from sklearn.utils import Bunch
 
 from spectclf.datasets._phantoms import make_spect_phantoms, write_slice_folders
-from spectclf.io import load_slice_folders
+from spectclf.io import DEFAULT_COLOR, DEFAULT_COLORMAP, load_slice_folders
 
 __all__ = ["load_demo", "get_data_home", "DEMO_PARAMS"]
 
@@ -47,7 +47,7 @@ def load_demo(
     n_per_stage=None,
     shape=None,
     random_state: int | None = None,
-    color: str = "colormap",
+    color: str = DEFAULT_COLOR,
     verbose: int = 0,
 ) -> Bunch:
     """Load the demo cohort, generating and caching it on first use.
@@ -65,8 +65,8 @@ def load_demo(
     n_per_stage, shape, random_state : default=None
         Override the matching :data:`DEMO_PARAMS` entry (for small test cohorts).
     color : {"colormap", "gray", "rgb"}, default="colormap"
-        Passed to :func:`~spectclf.load_slice_folders`; ``"colormap"`` inverts the
-        ``"hot"`` rendering back to intensity.
+        Passed to :func:`~spectclf.load_slice_folders`; ``"colormap"`` (the library's
+        default) detects the ``"hot"`` rendering and inverts it back to intensity.
     verbose : int, default=0
         Print progress when > 0.
 
@@ -102,8 +102,9 @@ def load_demo(
         if root.exists():
             shutil.rmtree(root)
         tmp.rename(root)
+    # read back with the library's defaults, colormap detection included
     data = load_slice_folders(
-        root, color=color, colormap=params["colormap"], verbose=verbose
+        root, color=color, colormap=DEFAULT_COLORMAP, verbose=verbose
     )
     data.root = str(root)
     data.DESCR = (

@@ -9,8 +9,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from sklearn.utils import Bunch, check_random_state
 
-from spectclf._colormap import colormap_lut
 from spectclf._regions import CANONICAL_STRUCTURES, ellipsoid_mask, standard_grid
+from spectclf.io.colour import colormap_lut
 
 __all__ = ["make_spect_phantoms", "write_slice_folders", "HEALTHY_SBR", "STAGE_LOSS"]
 

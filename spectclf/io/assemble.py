@@ -1,0 +1,97 @@
+"""Assembling a cohort: the library's one resampler, stacking and the result Bunch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from spectclf.exceptions import SpectDataError
+
+__all__ = ["check_shape3", "make_bunch", "resample_volumes", "stack_volumes"]
+
+
+def check_shape3(shape, name: str) -> tuple[int, int, int]:
+    """``shape`` as three positive ints ``(D, H, W)``, or a ValueError naming ``name``."""
+    try:
+        out = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 3 or min(out) < 1:
+        raise ValueError(f"{name} must be three positive ints (D, H, W), got {shape!r}")
+    return out
+
+
+def resample_volumes(
+    X: np.ndarray, shape: Sequence[int], chunk: int = 32
+) -> np.ndarray:
+    """Trilinear resampling of ``(n, C, D, H, W)`` to ``(n, C, *shape)``, float32.
+
+    The one resampler of the library (loaders and :class:`~spectclf.VolumeResizer`):
+    torch's trilinear interpolation with ``align_corners=False``, so voxel centres
+    keep their physical positions; ``chunk`` volumes at a time bound the memory.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    shape = check_shape3(shape, "shape")
+    X = np.asarray(X, dtype=np.float32)
+    if X.shape[2:] == shape:
+        return X
+    out = np.empty((*X.shape[:2], *shape), dtype=np.float32)
+    for start in range(0, len(X), chunk):
+        block = torch.from_numpy(np.ascontiguousarray(X[start : start + chunk]))
+        out[start : start + chunk] = F.interpolate(
+            block, size=shape, mode="trilinear", align_corners=False
+        ).numpy()
+    return out
+
+
+def stack_volumes(
+    volumes: list[np.ndarray],
+    patients: list[str],
+    target_shape: Sequence[int] | None,
+) -> np.ndarray:
+    """Stack ``(C, D, H, W)`` volumes; resample to ``target_shape`` or list misfits."""
+    if target_shape is not None:
+        target_shape = check_shape3(target_shape, "target_shape")
+        volumes = [resample_volumes(v[None], target_shape)[0] for v in volumes]
+    for what, key in (("channel counts", lambda v: v.shape[0]), ("shapes", None)):
+        sizes = Counter(key(v) if key else v.shape[1:] for v in volumes)
+        if len(sizes) <= 1:
+            continue
+        common = sizes.most_common(1)[0][0]
+        odd = [
+            f"{p} ({v.shape[0]})" if key else f"{p} {v.shape[1:]}"
+            for p, v in zip(patients, volumes, strict=True)
+            if (key(v) if key else v.shape[1:]) != common
+        ]
+        if key:
+            raise SpectDataError(
+                f"Mixed {what}: most patients have {common} channel(s), but "
+                f"these differ: {', '.join(odd)}."
+            )
+        raise SpectDataError(
+            f"Patients differ in volume shape (slices, height, width): most are "
+            f"{common}, but these are not: {', '.join(odd)}. Pass "
+            f"target_shape={common} (or another (D, H, W)) to resample all of them."
+        )
+    return np.stack(volumes).astype(np.float32, copy=False)
+
+
+def make_bunch(X, stages, patients, paths, problems, descr, **extra) -> Bunch:
+    """The loaders' result: ``X``, ``y``, ``groups``, ``paths`` and the rest."""
+    y = np.asarray(stages, dtype=np.int64)
+    return Bunch(
+        X=X,
+        y=y,
+        groups=np.asarray(patients, dtype=object),
+        paths=[str(p) for p in paths],
+        target_names=[f"stage {s}" for s in np.unique(y)],
+        skipped=problems.skipped,
+        notes=problems.notes,
+        DESCR=descr,
+        **extra,
+    )

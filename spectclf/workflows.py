@@ -1,0 +1,364 @@
+"""The user's jobs as functions: evaluate-and-report, train-and-save, predict, explain.
+
+Each function is what the matching ``spectclf`` command runs, so a Python user gets
+the same result as the command line. They take a loaded cohort (a Bunch from
+:func:`~spectclf.load_slice_folders` or :func:`~spectclf.load_volumes`) or a folder,
+and a model: a name (``"cnn"``, ``"seed_cnn"``, ``"sbr"``) or any estimator.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import Bunch
+
+from spectclf.exceptions import UsageError
+from spectclf.explain import grad_cam
+from spectclf.metrics import stage_report
+from spectclf.model_io import load_model, save_model, write_atomic
+from spectclf.model_selection import evaluate
+from spectclf.patient_groups import final_estimator, fit_with_groups
+from spectclf.pipelines import make_default_pipeline, make_sbr_baseline
+from spectclf.report import save_figure, write_predictions, write_report
+
+__all__ = [
+    "MODELS",
+    "build_model",
+    "evaluate_and_report",
+    "explain_patients",
+    "predict_patients",
+    "train_and_save",
+]
+
+#: Model names the workflows and the command line accept.
+MODELS = ("cnn", "seed_cnn", "sbr")
+
+
+def _log(msg: str, verbose: int) -> None:
+    if verbose:
+        print(f"[spectclf] {msg}", flush=True)
+
+
+def build_model(
+    model: str = "cnn",
+    *,
+    shape: Sequence[int] = (32, 64, 64),
+    epochs: int = 60,
+    class_weight: str | None = None,
+    random_state=0,
+    device: str = "auto",
+    verbose: int = 1,
+):
+    """A fresh, unfitted model by name.
+
+    Parameters
+    ----------
+    model : {"cnn", "seed_cnn", "sbr"}, default="cnn"
+        ``"cnn"``: :func:`~spectclf.make_default_pipeline` (3-D ResNet);
+        ``"seed_cnn"``: the same pipeline with the plain baseline CNN; ``"sbr"``:
+        striatal binding ratios + logistic regression.
+    shape : tuple of 3 ints, default=(32, 64, 64)
+        Volume size the CNN sees.
+    epochs : int, default=60
+    class_weight : {None, "balanced"}, default=None
+    random_state : int, default=0
+    device : str, default="auto"
+    verbose : int, default=1
+        The classifier's verbosity (1: progress lines during long fits).
+
+    Returns
+    -------
+    estimator
+    """
+    if model not in MODELS:
+        raise UsageError(f"model must be one of {MODELS}, got {model!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise UsageError(f"epochs must be an int >= 1, got {epochs!r}")
+    if model == "sbr":
+        return make_sbr_baseline(random_state=random_state)
+    params = dict(
+        max_epochs=epochs,
+        random_state=random_state,
+        device=device,
+        verbose=verbose,
+        class_weight=class_weight,
+    )
+    if model == "seed_cnn":
+        params["module"] = "seed_cnn"
+    return make_default_pipeline(tuple(shape), **params)
+
+
+def _as_estimator(model, model_options: dict | None):
+    if isinstance(model, str):
+        return build_model(model, **(model_options or {}))
+    if model_options:
+        raise UsageError("model_options only apply to a model given by name")
+    return clone(model)
+
+
+def _portable(path, relative_to) -> str:
+    """``path`` relative to ``relative_to`` (no absolute paths of the user's machine)."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(relative_to).resolve())
+    except ValueError:  # another drive on Windows
+        return Path(path).name
+
+
+def _montage(model, data, verbose: int) -> dict:
+    """Volumes (and Grad-CAM for a CNN) of the first patient of each stage."""
+    first = [int(np.flatnonzero(data.y == s)[0]) for s in np.unique(data.y)]
+    montage = {"X": data.X[first], "y": data.y[first], "patients": data.groups[first]}
+    if hasattr(final_estimator(model), "module_"):
+        _log("Grad-CAM saliency for one patient per stage", verbose)
+        sal, Xt = grad_cam(model, data.X[first], target=data.y[first])
+        montage.update(X=Xt, saliency=sal)
+    return montage
+
+
+def evaluate_and_report(
+    data,
+    out_dir,
+    *,
+    model="cnn",
+    model_options: dict | None = None,
+    cv: int = 5,
+    baseline: bool = True,
+    final_fit: bool = False,
+    load_options: dict | None = None,
+    title: str = "spectclf evaluation",
+    random_state=0,
+    info: dict | None = None,
+    verbose: int = 1,
+) -> Bunch:
+    """Cross-validate by patient, compare with the SBR baseline, write the report.
+
+    The chain the ``spectclf evaluate`` and ``spectclf demo`` commands run: patient-
+    grouped CV of ``model`` -> the SBR baseline on the same folds -> (optionally) a
+    final fit on all patients, saved as ``model.safetensors`` with Grad-CAM of one
+    patient per stage -> ``index.html``, ``metrics.json``, ``predictions.csv`` and
+    plots in ``out_dir``.
+
+    Parameters
+    ----------
+    data : Bunch
+        ``X``, ``y``, ``groups`` (and ``root`` or ``paths``) from a loader.
+    out_dir : str or Path
+        Report folder (created).
+    model : str or estimator, default="cnn"
+        A name for :func:`build_model` or an estimator (cloned).
+    model_options : dict, default=None
+        Options of :func:`build_model` when ``model`` is a name.
+    cv : int, default=5
+        Patient-grouped folds.
+    baseline : bool, default=True
+        Also cross-validate the SBR baseline on the same folds.
+    final_fit : bool, default=False
+        Fit on all patients, save the model and add a Grad-CAM montage.
+    load_options : dict, default=None
+        How the data was loaded (``color``, ``colormap``...), stored in the model
+        file so ``predict`` reads new patients the same way.
+    title : str
+    random_state : int, default=0
+        Seed of the folds.
+    info : dict, default=None
+        Extra facts for the report.
+    verbose : int, default=1
+
+    Returns
+    -------
+    result : Bunch
+        ``cv`` (the :func:`~spectclf.evaluate` result), ``baseline`` (or None),
+        ``index`` (the HTML file), ``model`` (the final fit, or None) and
+        ``model_file`` (or None).
+    """
+    out = Path(out_dir)
+    start = time.perf_counter()
+    estimator = _as_estimator(model, model_options)
+    name = model if isinstance(model, str) else type(model).__name__
+    _log(f"{cv}-fold patient-grouped cross-validation of the {name} model", verbose)
+    result = evaluate(
+        estimator,
+        data.X,
+        data.y,
+        data.groups,
+        cv=cv,
+        random_state=random_state,
+        verbose=verbose,
+    )
+    facts = {
+        "data": _portable(getattr(data, "root", None) or data.paths[0], out),
+        "patients": len(data.y),
+        "volume shape": tuple(data.X.shape[1:]),
+        "model": name,
+        "folds": cv,
+        "cross-validation time (s)": round(time.perf_counter() - start, 1),
+    }
+    if getattr(data, "colormap", None):
+        facts["colormap"] = data.colormap
+    facts.update(info or {})
+    base = None
+    if baseline and name != "sbr":
+        _log("same folds for the SBR baseline (striatal binding ratios)", verbose)
+        base = evaluate(
+            make_sbr_baseline(random_state=random_state),
+            data.X,
+            data.y,
+            data.groups,
+            cv=cv,
+            random_state=random_state,
+            verbose=0,
+        )
+    final, model_file, montage = None, None, None
+    if final_fit:
+        _log("fitting the final model on all patients", verbose)
+        t0 = time.perf_counter()
+        final = fit_with_groups(clone(estimator), data.X, data.y, data.groups)
+        facts["final fit time (s)"] = round(time.perf_counter() - t0, 1)
+        model_file = save_model(
+            final, out / "model.safetensors", extra={"load": load_options or {}}
+        )
+        facts["model file"] = model_file.name
+        montage = _montage(final, data, verbose)
+    index = write_report(
+        out, result, title=title, montage=montage, baseline=base, info=facts
+    )
+    if verbose:
+        print()
+        stage_report(result.y_true, result.y_pred)
+        for metric in ("balanced_accuracy", "qwk", "f1_macro", "ece"):
+            s = result.summary[metric]
+            line = (
+                f"{metric:>18}: {s['mean']:.3f} ± {s['std']:.3f} "
+                f"(95% CI {s['ci95'][0]:.3f}-{s['ci95'][1]:.3f})"
+            )
+            if base is not None:
+                line += f"   SBR baseline {base.summary[metric]['mean']:.3f}"
+            print(line)
+        _log(f"report written to {index}", verbose)
+    return Bunch(
+        cv=result, baseline=base, index=index, model=final, model_file=model_file
+    )
+
+
+def train_and_save(
+    data,
+    path,
+    *,
+    model="cnn",
+    model_options: dict | None = None,
+    load_options: dict | None = None,
+    verbose: int = 1,
+) -> Bunch:
+    """Fit ``model`` on all patients and save it as a model file (no pickle).
+
+    Parameters
+    ----------
+    data : Bunch
+        From a loader.
+    path : str or Path
+        Model file (``*.safetensors``), written only when training completed.
+    model, model_options, load_options, verbose
+        As in :func:`evaluate_and_report`.
+
+    Returns
+    -------
+    result : Bunch
+        ``model`` and ``path``.
+    """
+    estimator = _as_estimator(model, model_options)
+    _log(f"training on {len(data.y)} patients", verbose)
+    t0 = time.perf_counter()
+    fitted = fit_with_groups(estimator, data.X, data.y, data.groups)
+    path = save_model(fitted, path, extra={"load": load_options or {}})
+    _log(f"saved to {path} ({time.perf_counter() - t0:.0f} s)", verbose)
+    return Bunch(model=fitted, path=path)
+
+
+def _load_for_prediction(model_file, data_dir, trust_pickle):
+    from spectclf.io import load_patient_folders
+
+    bundle = load_model(model_file, trust_pickle=trust_pickle)
+    options = dict(bundle.extra.get("load", {}))
+    data = load_patient_folders(data_dir, **options)
+    return bundle.model, data
+
+
+def predict_patients(
+    model_file, data_dir, *, out=None, trust_pickle: bool = False, verbose: int = 1
+) -> Bunch:
+    """Predict the stage of each patient folder with a saved model.
+
+    Parameters
+    ----------
+    model_file : str or Path
+        From :func:`train_and_save` (or ``spectclf train``).
+    data_dir : str or Path
+        One patient folder, or a folder of patient folders.
+    out : str or Path, default=None
+        Also write the predictions as CSV.
+    trust_pickle : bool, default=False
+        See :func:`spectclf.load_model`.
+    verbose : int, default=1
+
+    Returns
+    -------
+    result : Bunch
+        ``patients``, ``y_pred``, ``proba``, ``classes`` and ``csv`` (or None).
+    """
+    model, data = _load_for_prediction(model_file, data_dir, trust_pickle)
+    proba = model.predict_proba(data.X)
+    classes = np.asarray(model.classes_)
+    csv_path = None
+    if out is not None:
+        csv_path = write_predictions(out, data.groups, proba, classes)
+        _log(f"{len(proba)} predictions written to {csv_path}", verbose)
+    return Bunch(
+        patients=data.groups,
+        y_pred=classes[np.argmax(proba, axis=1)],
+        proba=proba,
+        classes=classes,
+        csv=csv_path,
+    )
+
+
+def explain_patients(
+    model_file, data_dir, out_dir, *, trust_pickle: bool = False, verbose: int = 1
+) -> Bunch:
+    """Grad-CAM saliency of a saved CNN for patient folders: PNG montage and ``.npy``.
+
+    Returns
+    -------
+    result : Bunch
+        ``patients``, ``y_pred``, ``saliency`` and ``files``.
+    """
+    from spectclf.plotting import plot_stage_montage
+
+    model, data = _load_for_prediction(model_file, data_dir, trust_pickle)
+    if not hasattr(final_estimator(model), "module_"):
+        raise UsageError("explain needs a CNN model (not the SBR baseline)")
+    pred = model.predict(data.X)
+    sal, Xt = grad_cam(model, data.X)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def write_npy(tmp):
+        with open(tmp, "wb") as fh:
+            np.save(fh, sal)
+
+    npy = write_atomic(out / "saliency.npy", write_npy)
+    fig = plot_stage_montage(
+        Xt,
+        pred,
+        saliency=sal,
+        patient_ids=data.groups,
+        title="Predicted stage and Grad-CAM",
+    )
+    png = out / save_figure(fig, out / "gradcam.png")
+    for pid, p in zip(data.groups, pred, strict=True):
+        _log(f"{pid}: predicted stage {p}", verbose)
+    return Bunch(patients=data.groups, y_pred=pred, saliency=sal, files=[npy, png])
