@@ -89,7 +89,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         weights.
     augment : bool, dict or VolumeAugmenter, default=True
         On-the-fly augmentation of training batches (never at predict time); see
-        :class:`spectclf.augment.VolumeAugmenter`. A dict sets strengths.
+        :class:`spectclf.augment.VolumeAugmenter`. A dict sets strengths. Tabular
+        input ``(n, f)`` is never augmented.
     valid_size : float or None, default=None
         Fraction of *patients* held out for validation (per-epoch ``valid_loss`` and
         ``valid_acc`` in ``history_``). Patients come from ``fit(..., groups=...)``;
@@ -442,7 +443,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
             device=device or self._resolve_device(),
             verbose=int(self.verbose >= 2),
-            augmenter=resolve_augment(self.augment),
+            # rows of a 2-D table (n, f) arrive as (1, 1, 1, f) "volumes": flipping or
+            # rotating them would scramble features, so they are never augmented
+            augmenter=None
+            if input_shape[1:3] == (1, 1)
+            else resolve_augment(self.augment),
             augment_seed=seed,
             precision=resolve_precision(self.precision, self._resolve_device()),
             channels_last=self.channels_last,

@@ -205,12 +205,13 @@ def cmd_evaluate(args) -> int:
     """Cross-validate a model on the user's data and write the report."""
     from spectclf.workflows import evaluate_and_report
 
+    options = _model_options(args)  # bad options fail before minutes of loading
     data = _load(args)
     evaluate_and_report(
         data,
         args.out,
         model=args.model,
-        model_options=_model_options(args),
+        model_options=options,
         cv=args.cv,
         baseline=not args.no_baseline,
         title=f"spectclf evaluation: {Path(args.data_dir).name}",

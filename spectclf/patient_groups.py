@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 import sklearn
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 from sklearn.utils import check_random_state
 
 from spectclf.exceptions import PatientLeakageError, PatientLeakageWarning
@@ -116,11 +116,18 @@ def grouped_train_valid_split(y, groups, valid_size: float, random_state=None):
         raise ValueError(
             f"valid_size={valid_size} needs at least 2 patients, got {n_groups}."
         )
-    # StratifiedGroupKFold needs n_splits <= the patient count of the largest stage
+    # StratifiedGroupKFold needs n_splits <= the patient count of the largest stage;
+    # with one patient per stage no stratified split exists: hold out whole patients
+    # at random instead
     _, first = np.unique(groups, return_index=True)
     largest = np.unique(y[first], return_counts=True)[1].max()
-    n_splits = int(np.clip(round(1.0 / float(valid_size)), 2, max(2, largest)))
     rng = check_random_state(random_state)
+    if largest < 2:
+        cv = GroupShuffleSplit(
+            n_splits=1, test_size=valid_size, random_state=rng.randint(2**31 - 1)
+        )
+        return next(cv.split(np.zeros(len(y)), y, groups))
+    n_splits = int(np.clip(round(1.0 / float(valid_size)), 2, largest))
     cv = StratifiedGroupKFold(
         n_splits=n_splits, shuffle=True, random_state=rng.randint(2**31 - 1)
     )

@@ -22,7 +22,8 @@ import numpy as np
 import optuna
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import Bunch
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from spectclf.classifier import Spect3DClassifier
 from spectclf.exceptions import TuningError
@@ -32,7 +33,7 @@ from spectclf.model_selection import (
     check_no_patient_leakage,
     fold_scores,
 )
-from spectclf.patient_groups import fit_with_groups, require_groups
+from spectclf.patient_groups import fit_with_groups, require_groups, warn_ungrouped
 
 __all__ = ["tune", "default_search_space", "TunedClassifier", "nested_cv"]
 
@@ -421,7 +422,20 @@ class TunedClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y, groups=None):
-        """Tune on ``(X, y, groups)`` and refit the best parameters on all of it."""
+        """Tune on ``(X, y, groups)`` and refit the best parameters on all of it.
+
+        Without ``groups`` every row is taken as its own patient, with a
+        :class:`~spectclf.exceptions.PatientLeakageWarning`.
+        """
+        X, y = validate_data(self, X, y, allow_nd=True, ensure_min_samples=2)
+        check_classification_targets(y)
+        if len(np.unique(y)) < 2:
+            raise ValueError(
+                f"TunedClassifier needs at least 2 classes in y; got {np.unique(y)}."
+            )
+        if groups is None:
+            warn_ungrouped("TunedClassifier's tuning cross-validation", stacklevel=2)
+            groups = np.arange(len(y))
         res = tune(
             self.estimator,
             X,
@@ -444,11 +458,13 @@ class TunedClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Probabilities of the tuned model."""
         check_is_fitted(self)
+        X = validate_data(self, X, reset=False, allow_nd=True)
         return self.best_estimator_.predict_proba(X)
 
     def predict(self, X):
         """Predictions of the tuned model."""
         check_is_fitted(self)
+        X = validate_data(self, X, reset=False, allow_nd=True)
         return self.best_estimator_.predict(X)
 
 

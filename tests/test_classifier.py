@@ -169,6 +169,13 @@ def test_early_stopping_restores_best(small_phantoms):
     )
     clf.fit(d.X, d.y, groups=d.groups)
     assert len(clf.history_) < 30
+    valid_losses = [row["valid_loss"] for row in clf.history_]
+    best = int(np.argmin(valid_losses))
+    assert best < len(valid_losses) - 1  # it stopped after the best epoch...
+    stopper = dict(clf.net_.callbacks_)["early_stopping"]
+    restored = clf.module_.state_dict()
+    for name, value in stopper.best_model_weights_.items():  # ...and went back to it
+        torch.testing.assert_close(restored[name], value)
 
 
 @pytest.mark.parametrize(

@@ -134,12 +134,13 @@ def test_tune_command(cohort_dir, tmp_path):
     [
         (["evaluate", "/nonexistent/folder"], "does not exist"),
         (["predict", "missing.joblib", "."], "does not exist"),
-        (["evaluate", ".", "--epochs", "0"], None),
+        (["evaluate", ".", "--epochs", "0"], "--epochs must be >= 1"),
+        (["train", ".", "--epochs", "-3"], "--epochs must be >= 1"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(argv, message, capsys, tmp_path):
-    if argv[0] == "evaluate" and argv[1] == ".":
-        argv = ["evaluate", str(tmp_path), "--epochs", "0"]
+    if argv[1] == ".":
+        argv = [argv[0], str(tmp_path), *argv[2:]]
     rc = main(argv)
     err = capsys.readouterr().err
     assert rc == 2

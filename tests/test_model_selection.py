@@ -18,6 +18,7 @@ from spectclf import (
 )
 from spectclf.exceptions import PatientLeakageError
 from spectclf.model_selection import aggregate_by_patient
+from spectclf.patient_groups import final_estimator
 
 
 def _slice_data(n_patients=20, per_patient=3, seed=0):
@@ -81,18 +82,63 @@ def test_evaluate_slice_level_scores_per_patient(capsys):
         evaluate(DummyClassifier(), X, y, None)
 
 
-def test_evaluate_passes_groups_to_classifier(small_phantoms):
+@pytest.mark.parametrize("wrap", [False, True], ids=["classifier", "sklearn-pipeline"])
+def test_evaluate_passes_groups_to_classifier(small_phantoms, wrap):
     d = small_phantoms
     clf = Spect3DClassifier(
-        max_epochs=2, batch_size=4, module__width=2, valid_size=0.3, random_state=0
+        max_epochs=2,
+        batch_size=4,
+        module__width=2,
+        valid_size=0.3,
+        random_state=0,
+        verbose=0,
     )
-    flat = make_pipeline(FunctionTransformer(), clf)
+    # a plain scikit-learn Pipeline's fit has no groups= : evaluate routes them
+    model = make_pipeline(FunctionTransformer(), clf) if wrap else clf
     res = evaluate(
-        clf, d.X, d.y, d.groups, cv=3, random_state=0, verbose=0, return_estimators=True
+        model,
+        d.X,
+        d.y,
+        d.groups,
+        cv=3,
+        random_state=0,
+        verbose=0,
+        return_estimators=True,
     )
     assert len(res.histories) == 3 and "valid_loss" in res.histories[0][-1]
+    patients = set(d.groups.tolist())
     for est, fold in zip(res.estimators, range(3), strict=True):
-        test_patients = set(res.patients[res.fold == fold])
-        assert not set(est.valid_groups_) & test_patients
+        valid = set(final_estimator(est).valid_groups_.tolist())
+        test_patients = set(res.patients[res.fold == fold].tolist())
+        # validation holds real patient ids, none of them from the test fold
+        assert valid and valid <= patients
+        assert not valid & test_patients
     assert res.proba.shape == (12, 4)
-    assert flat is not None
+
+
+def test_evaluate_refuses_a_leaky_splitter():
+    X, y, groups = _slice_data()
+    with pytest.raises(PatientLeakageError, match="both sides"):
+        evaluate(DummyClassifier(), X, y, groups, cv=KFold(5), verbose=0)
+
+
+def test_evaluate_scores_match_the_metrics_on_each_fold():
+    from sklearn.metrics import cohen_kappa_score, recall_score
+
+    X, y, groups = _slice_data(n_patients=40)
+    X = X + np.random.default_rng(1).normal(scale=3.0, size=X.shape)  # imperfect
+    res = evaluate(LogisticRegression(max_iter=500), X, y, groups, cv=4, verbose=0)
+    for k in range(4):
+        m = res.fold == k
+        yt, yp = res.y_true[m], res.y_pred[m]
+        assert res.per_fold["qwk"][k] == pytest.approx(
+            cohen_kappa_score(yt, yp, weights="quadratic")
+        )
+        recalls = recall_score(yt, yp, labels=[1, 2, 3, 4], average=None)
+        for stage, r in zip([1, 2, 3, 4], recalls, strict=True):
+            assert res.per_fold[f"recall_stage_{stage}"][k] == pytest.approx(r)
+    assert len(set(res.per_fold["qwk"])) > 1  # the folds differ...
+    lo, hi = res.summary["qwk"]["ci95"]
+    mean = res.summary["qwk"]["mean"]
+    assert lo < mean < hi  # ...so the interval has width
+    assert res.summary["mae"]["ci95"][0] >= 0.0

@@ -188,3 +188,23 @@ def test_unresampled_groups_are_refused(imbalanced):
         Spect3DClassifier(max_epochs=1).fit(Xr, yr, groups=groups)
     with pytest.raises(ValueError, match="15 entries but the resampled X had 16"):
         s.resample_groups(groups[:15])
+
+
+def test_sampler_without_sample_indices_is_refused_with_groups(imbalanced):
+    from imblearn import FunctionSampler
+
+    X, y, groups = imbalanced
+
+    def add_two(X, y):
+        return np.concatenate([X, X[:2]]), np.concatenate([y, y[:2]])
+
+    pipe = PatientPipeline(
+        [
+            ("mine", FunctionSampler(func=add_two, validate=False)),
+            ("clf", _RecordingClassifier()),
+        ]
+    )
+    with pytest.raises(ValueError, match="'mine'.*sample_indices_"):
+        pipe.fit(X, y, groups=groups)
+    pipe.fit(X, y)  # without patient ids there is nothing to carry
+    assert pipe.steps[-1][1].n_fit_ == 18
