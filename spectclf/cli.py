@@ -252,8 +252,23 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _spawn_workers(args) -> list:
+    """Start ``args.workers - 1`` more local processes on the same study."""
+    import subprocess
+
+    argv = list(args.argv)
+    i = argv.index("--workers")
+    del argv[i : i + 2]
+    procs = []
+    for k in range(1, args.workers):
+        cmd = [sys.executable, "-m", "spectclf.cli", *argv, "--worker-id", str(k)]
+        procs.append(subprocess.Popen(cmd + ["--worker-only"]))
+    return procs
+
+
 def cmd_tune(args) -> int:
-    """Optuna search under patient-grouped CV; resumable with --storage."""
+    """Optuna search under patient-grouped CV; resumable with --storage; --workers N
+    runs N local processes on one study."""
     from spectclf import tune
     from spectclf.model_io import save_model, write_atomic
     from spectclf.workflows import build_model
@@ -262,21 +277,39 @@ def cmd_tune(args) -> int:
         raise UsageError("tune searches CNN settings; use --model cnn or seed_cnn")
     if args.trials < 1:
         raise UsageError(f"--trials must be >= 1, got {args.trials}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and args.storage is None:
+        args.storage = f"sqlite:///{Path(args.out).with_suffix('.db')}"
+        args.argv += ["--storage", args.storage]
+        _log(f"{args.workers} workers share the study in {args.storage}")
     options = _model_options(args)
     data = _load(args)
-    res = tune(
-        build_model(args.model, **options),
-        data.X,
-        data.y,
-        data.groups,
+    procs = _spawn_workers(args) if args.workers > 1 else []
+    kwargs = dict(
         n_trials=args.trials,
         cv=args.cv,
         storage=args.storage,
         study_name=args.study_name,
         timeout=args.timeout,
         random_state=args.random_state,
+        worker_id=args.worker_id,
         verbose=args.verbose,
     )
+    model = build_model(args.model, **options)
+    try:
+        res = tune(model, data.X, data.y, data.groups, refit=False, **kwargs)
+        failed = [p.args for p in procs if p.wait() != 0]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        raise
+    if failed:
+        _log(f"{len(failed)} worker(s) ended with an error; their trials are retried")
+    if args.worker_only:
+        return 0
+    # every worker has stopped: refit the study's best parameters once
+    res = tune(model, data.X, data.y, data.groups, **kwargs)
     save_model(
         res.best_estimator,
         args.out,
@@ -285,6 +318,7 @@ def cmd_tune(args) -> int:
     summary = json.dumps(
         {
             "best_score": res.best_score,
+            "best_trial": res.study.best_trial.number,
             "best_params": {k: repr(v) for k, v in res.best_params.items()},
             "trials": len(res.study.trials),
             "wall_time_s": round(res.wall_time, 1),
@@ -414,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--study-name", default=None)
     p.add_argument("--timeout", type=float, default=None, help="seconds")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local processes working on one study (default: 1); without "
+        "--storage they share a SQLite file next to --out",
+    )
+    p.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default="tuned.safetensors")
 
     p = _command(sub, "explain", cmd_explain, "Grad-CAM saliency for patient folders")
@@ -427,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``spectclf`` console script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if getattr(args, "cv", 5) < 2:
         parser.error(f"--cv must be >= 2, got {args.cv}")
     import matplotlib

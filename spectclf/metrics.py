@@ -292,6 +292,9 @@ def score_predictions(
     """
     y_true, classes = np.asarray(y_true), np.asarray(classes)
     proba = np.asarray(proba, dtype=float)
+    # float32 models (e.g. a LogisticRegression on float32 features) sum to 1 only
+    # within ~1e-7; the log-loss insists on float64 precision
+    proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-300)
     y_pred = classes[np.argmax(proba, axis=1)]
     if metrics is None:
         metrics = metric_names(classes, numeric=y_true.dtype.kind in "iuf")

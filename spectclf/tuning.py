@@ -196,7 +196,10 @@ def _fail_dead_local_trials(study) -> None:
     for t in study.get_trials(deepcopy=False, states=_RUNNING):
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") == host and pid is not None and not _pid_alive(pid):
-            _fail(study, t)
+            try:
+                _fail(study, t)
+            except (RuntimeError, ValueError):  # another worker failed it first
+                continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.enqueue_trial(
@@ -231,6 +234,7 @@ def tune(
     random_state: int | None = None,
     heartbeat_interval: int = 60,
     grace_period: int | None = None,
+    worker_id: int = 0,
     verbose: int = 1,
 ) -> Bunch:
     """Tune an estimator with Optuna under patient-grouped cross-validation.
@@ -272,6 +276,10 @@ def tune(
     heartbeat_interval, grace_period : int
         RDB storages only: a trial whose process stops beating for ``grace_period``
         seconds (default ``2 * heartbeat_interval``) is marked failed and retried.
+        Trials of dead processes on this machine are failed and retried at once.
+    worker_id : int, default=0
+        Index of this process among several working on one study; with
+        ``random_state`` it seeds the sampler, so workers never draw in lockstep.
     verbose : int, default=1
         Print one line per trial.
 
@@ -297,6 +305,7 @@ def tune(
     space = search_space or (lambda trial: default_search_space(trial, estimator))
 
     def objective(trial: optuna.Trial) -> float:
+        _fail_dead_local_trials(trial.study)
         if _is_surplus(trial, n_trials):
             trial.study.stop()
             raise _Surplus(f"study already has {n_trials} trials")
@@ -328,8 +337,12 @@ def tune(
         load_if_exists=True,
     )
     _fail_dead_local_trials(study)
-    # a resumed seeded study must not replay the parameter sets it already tried
-    seed = None if random_state is None else int(random_state) + len(study.trials)
+    # a resumed seeded study must not replay the parameter sets it already tried, and
+    # workers sharing a study must not draw the same ones
+    seed = None
+    if random_state is not None:
+        entropy = (int(random_state), len(study.trials), int(worker_id))
+        seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     study.sampler = optuna.samplers.TPESampler(seed=seed)
     start = time.perf_counter()
     if _finished(study) < n_trials:
