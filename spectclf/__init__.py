@@ -2,6 +2,7 @@
 
 from spectclf.classifier import Spect3DClassifier
 from spectclf.datasets import load_demo, make_spect_phantoms, write_slice_folders
+from spectclf.ensemble import HybridSBRClassifier, StageEnsemble
 from spectclf.explain import grad_cam
 from spectclf.features import SBRFeatures
 from spectclf.io import load_slice_folders, load_volumes
@@ -23,6 +24,7 @@ from spectclf.transforms import (
     CenterCrop,
     ColormapToIntensity,
     IntensityNormalizer,
+    StriatumCrop,
     ToGrayscale,
     VolumeResizer,
 )
@@ -39,9 +41,12 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "AugmentingOverSampler",
+    "HybridSBRClassifier",
     "PatientPipeline",
     "PatientStratifiedGroupKFold",
     "SBRFeatures",
+    "StageEnsemble",
+    "StriatumCrop",
     "VolumeRandomOverSampler",
     "VolumeRandomUnderSampler",
     "check_no_patient_leakage",

@@ -22,6 +22,8 @@ from spectclf.exceptions import TrainingDivergedError
 
 __all__ = [
     "CRITERIA",
+    "CornLoss",
+    "corn_probabilities",
     "OPTIMIZERS",
     "EpochProgress",
     "FlaggedEarlyStopping",
@@ -37,8 +39,53 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
 }
 
+
+class CornLoss(torch.nn.Module):
+    """CORN: ordinal regression as conditional binary tasks (Shi, Cao & Raschka,
+    "Deep neural networks for rank-consistent ordinal regression based on conditional
+    probabilities", Pattern Anal. Appl. 2023).
+
+    The network has ``K - 1`` outputs; output ``k`` is the logit of ``P(y > k | y >= k)``
+    and is trained only on samples with ``y >= k``. Class probabilities are products
+    of these conditionals (:func:`corn_probabilities`), so they form a proper
+    distribution whose cumulative probabilities can never cross.
+
+    Parameters
+    ----------
+    weight : tensor of shape (K,), default=None
+        Per-class weights (e.g. ``class_weight="balanced"``), applied per sample.
+    """
+
+    def __init__(self, weight=None):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y.long()
+        k = torch.arange(logits.shape[1], device=logits.device)
+        at_risk = y[:, None] >= k[None, :]  # task k sees samples with y >= k
+        target = (y[:, None] > k[None, :]).float()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, reduction="none"
+        )
+        w = at_risk.float()
+        if self.weight is not None:
+            w = w * self.weight.to(logits.device)[y][:, None]
+        return (bce * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def corn_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """``(N, K - 1)`` CORN logits -> ``(N, K)`` class probabilities summing to 1."""
+    survival = torch.cumprod(torch.sigmoid(logits), dim=1)  # P(y > k)
+    ones = torch.ones_like(survival[:, :1])
+    zeros = torch.zeros_like(survival[:, :1])
+    upper = torch.cat([ones, survival], dim=1)
+    lower = torch.cat([survival, zeros], dim=1)
+    return (upper - lower).clamp_min(0.0)
+
+
 #: Losses by name; ``criterion=`` also takes a ``torch.nn.Module`` class.
-CRITERIA = {"cross_entropy": torch.nn.CrossEntropyLoss}
+CRITERIA = {"cross_entropy": torch.nn.CrossEntropyLoss, "corn": CornLoss}
 
 
 def resolve_precision(precision: str, device: str) -> str:

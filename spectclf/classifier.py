@@ -33,6 +33,7 @@ from spectclf._skorch_net import (
     FlaggedEarlyStopping,
     Interrupted,
     SpectNet,
+    corn_probabilities,
     resolve_precision,
 )
 from spectclf.augment import VolumeAugmenter, resolve_augment
@@ -78,9 +79,12 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         Optimizer; further options as ``optimizer__*`` (e.g. ``optimizer__momentum``).
     weight_decay : float, default=1e-3
         Weight decay of the optimizer.
-    criterion : {"cross_entropy"} or torch loss class, default="cross_entropy"
+    criterion : {"cross_entropy", "corn"} or torch loss class, default="cross_entropy"
         Training loss; further options as ``criterion__*``. ``class_weight`` is
-        passed as the loss's ``weight``.
+        passed as the loss's ``weight``. ``"corn"`` is ordinal: the network predicts
+        ``P(stage > k | stage >= k)`` for each threshold ``k`` and the class
+        probabilities are their products (:class:`spectclf._skorch_net.CornLoss`), so
+        predictions respect the order of the stages.
     lr_schedule : {"cosine", None}, default="cosine"
         Cosine annealing of the learning rate over ``max_epochs``, or a constant rate.
     class_weight : None, "balanced" or dict, default=None
@@ -117,6 +121,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, dropout, augmentation and the validation split; the
         same integer gives identical predictions on the CPU.
+    calibration : {None, "temperature"}, default=None
+        ``"temperature"`` divides the logits by one temperature fitted (by
+        log-likelihood) on the held-out validation *patients* after training
+        (``valid_size``, 0.2 when not set), so that probabilities match observed
+        frequencies; predictions (the argmax) do not change.
     verbose : int, default=1
         0 silent; 1 a progress line (epochs done, loss, time left) every 10 s of a
         fit that lasts longer; 2 skorch's per-epoch table; 3 table and progress bar.
@@ -142,6 +151,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         Per-epoch ``train_loss`` (and ``valid_loss``, ``valid_acc``), ``dur``.
     valid_groups_ : ndarray or None
         Patients held out for validation.
+    temperature_ : float
+        Logit temperature (1.0 without calibration).
 
     See Also
     --------
@@ -193,6 +204,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         "channels_last": ["boolean"],
         "device": [str],
         "random_state": ["random_state"],
+        "calibration": [StrOptions({"temperature"}), None],
         "verbose": ["verbose"],
         "callbacks": [list, None],
     }
@@ -217,6 +229,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         channels_last: bool = True,
         device: str = "auto",
         random_state=None,
+        calibration: str | None = None,
         verbose: int = 1,
         callbacks=None,
         **kwargs,
@@ -238,6 +251,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         self.channels_last = channels_last
         self.device = device
         self.random_state = random_state
+        self.calibration = calibration
         self.verbose = verbose
         self.callbacks = callbacks
         # Routed names (module__width...) are not attributes of their own: scikit-learn
@@ -381,7 +395,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         open_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
         auto = {
             "in_channels": input_shape[0],
-            "n_classes": len(self.classes_),
+            # CORN predicts one conditional per threshold between stages
+            "n_classes": len(self.classes_) - (self.criterion == "corn"),
             "input_shape": tuple(input_shape[1:]),
         }
         for key, value in auto.items():
@@ -433,6 +448,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         return SpectNet(
             module=module_cls,
             criterion=CRITERIA.get(self.criterion, self.criterion),
+            predict_nonlinearity=(
+                corn_probabilities if self.criterion == "corn" else "auto"
+            ),
             optimizer=optimizer,
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -497,7 +515,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                 )
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(2**31 - 1))
-        valid_size = self.valid_size or (0.2 if self.early_stopping else None)
+        wants_valid = self.early_stopping or self.calibration is not None
+        valid_size = self.valid_size or (0.2 if wants_valid else None)
         valid_idx = None
         self.valid_groups_ = None
         if valid_size is not None:
@@ -531,7 +550,43 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         self.net_ = net
         self.module_ = net.module_
         self.history_ = net.history
+        self.temperature_ = 1.0
+        if self.calibration == "temperature":
+            self.temperature_ = self._fit_temperature(X[valid_idx], y_enc[valid_idx])
         return self
+
+    def _proba(self, logits: torch.Tensor) -> np.ndarray:
+        """Class probabilities from raw network outputs (criterion-aware)."""
+        logits = logits / float(getattr(self, "temperature_", 1.0))
+        if self.criterion == "corn":
+            proba = corn_probabilities(logits)
+        else:
+            proba = torch.softmax(logits, dim=1)
+        return proba.detach().cpu().numpy().astype(np.float64)
+
+    def _logits(self, X: np.ndarray) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="The given NumPy array is not writable"
+            )
+            return self.net_.forward(X, training=False, device="cpu").float()
+
+    def _fit_temperature(self, X_valid, y_valid) -> float:
+        """The temperature minimising the validation patients' negative log-likelihood."""
+        from scipy.optimize import minimize_scalar
+
+        logits = self._logits(X_valid)
+        y = np.asarray(y_valid)
+
+        def nll(log_t):
+            self.temperature_ = float(np.exp(log_t))
+            p = self._proba(logits)[np.arange(len(y)), y]
+            return -np.log(np.clip(p, 1e-12, None)).mean()
+
+        best = minimize_scalar(
+            nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded"
+        )
+        return float(np.exp(best.x))
 
     def restore_network(self, state_dict) -> Spect3DClassifier:
         """Rebuild the trained network from saved weights (used by
@@ -563,11 +618,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n, n_classes)
         """
         X = self.check_volumes(X)
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="The given NumPy array is not writable"
-            )
-            proba = self.net_.predict_proba(X).astype(np.float64)
+        proba = self._proba(self._logits(X))
         if not np.isfinite(proba).all():
             raise TrainingDivergedError(
                 "The network produced NaN or infinite probabilities (precision="

@@ -227,12 +227,16 @@ def cmd_train(args) -> int:
 
     options = _model_options(args)
     data = _load(args)
+    if args.ensemble is not None and args.ensemble < 2:
+        raise UsageError(f"--ensemble must be >= 2 models, got {args.ensemble}")
     train_and_save(
         data,
         args.out,
         model=args.model,
         model_options=options,
         load_options=_saved_load_options(args, data),
+        ensemble=args.ensemble,
+        random_state=args.random_state,
         verbose=max(1, args.verbose),
     )
     return 0
@@ -422,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data_dir")
     p.add_argument("--out", default="model.safetensors")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train K patient-grouped fold models; predictions then carry a "
+        "per-patient uncertainty and a 'check' flag",
+    )
 
     p = _command(sub, "predict", cmd_predict, "predict stages of patient folders")
     p.add_argument("model_file")

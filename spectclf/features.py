@@ -1,9 +1,10 @@
 """Striatal binding ratio (SBR) features: the clinical baseline every CNN must beat.
 
 Clinicians read DaTscans by the specific binding ratio of caudate and putamen against
-a reference region of non-specific uptake (occipital cortex):
+a reference region of non-specific uptake:
 ``SBR = (mean_ROI - mean_ref) / mean_ref``. :class:`SBRFeatures` measures these in
-fixed regions of the standard volume space (see ``spectclf._regions``), so that
+regions placed relative to the striatum found in each volume
+(:mod:`spectclf.anatomy`), so that
 ``make_pipeline(SBRFeatures(), LogisticRegression(class_weight="balanced"))`` is an
 honest, interpretable baseline.
 """
@@ -15,6 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from spectclf._regions import region_masks
+from spectclf.anatomy import BLOCK_SIZE, block_region_masks, striatum_block
 from spectclf.transforms import as_volumes
 
 __all__ = ["SBRFeatures", "make_sbr_baseline"]
@@ -32,12 +34,16 @@ _REGIONS = (
 
 
 class SBRFeatures(TransformerMixin, BaseEstimator):
-    """Striatal binding ratios and derived indices from volumes in standard space.
+    """Striatal binding ratios and derived indices, in regions that follow the anatomy.
 
-    Volumes ``(n, 1, D, H, W)`` are assumed to span the standard field of view
-    (axes: anterior->posterior, superior->inferior, right->left), as the demo cohort
-    and spatially normalised scans do. Regions are ellipsoids of the standard space;
-    ``region_scale`` grows them to tolerate small misalignment.
+    With ``regions="located"`` (default) each volume ``(n, 1, D, H, W)`` (axes:
+    anterior->posterior, superior->inferior, right->left) is cropped around the
+    striatum found in it (:func:`spectclf.anatomy.striatum_block`) and the caudate,
+    putamen and reference regions are placed in that block relative to the striatal
+    centre, in units of the brain's extent — the same anatomy on a whole-head scan, a
+    slab or a shifted head. The reference is the block's non-specific brain outside
+    the (dilated) striatum. ``regions="fixed"`` uses ellipsoids of the standard
+    field of view instead, for spatially normalised scans.
 
     Features (in this order): SBR of left/right caudate, left/right putamen,
     left/right anterior and posterior putamen; putamen/caudate ratio per side; the
@@ -50,7 +56,13 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
         Scale of every striatal region about its centre.
     masks : dict of ndarray, default=None
         Custom boolean masks ``{region name: (D, H, W) mask}`` replacing the standard
-        ones (keys as in :func:`spectclf._regions.region_masks`, plus ``reference``).
+        ones (keys as in :func:`spectclf._regions.region_masks`, plus ``reference``);
+        with ``regions="located"`` they are masks of the block (``block_shape``).
+    regions : {"located", "fixed"}, default="located"
+        Regions relative to the striatum found in each volume, or fixed in the field
+        of view.
+    block_shape : tuple of 3 ints, default=(24, 48, 48)
+        Resolution of the block the located regions are measured in.
 
     Attributes
     ----------
@@ -68,9 +80,18 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
     ((4, 13), True)
     """
 
-    def __init__(self, *, region_scale: float = 1.0, masks=None):
+    def __init__(
+        self,
+        *,
+        region_scale: float = 1.0,
+        masks=None,
+        regions: str = "located",
+        block_shape=(24, 48, 48),
+    ):
         self.region_scale = region_scale
         self.masks = masks
+        self.regions = regions
+        self.block_shape = block_shape
 
     def fit(self, X, y=None):
         """Fix the regions for the volumes' shape."""
@@ -79,15 +100,28 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"region_scale must be a positive number, got {self.region_scale!r}"
             )
+        if self.regions not in ("located", "fixed"):
+            raise ValueError(
+                f"regions must be 'located' or 'fixed', got {self.regions!r}"
+            )
         self.volume_shape_ = X.shape[2:]
-        masks = region_masks(self.volume_shape_, scale=self.region_scale)
+        self.mask_shape_ = (
+            tuple(int(s) for s in self.block_shape)
+            if self.regions == "located"
+            else self.volume_shape_
+        )
+        masks = (
+            block_region_masks(self.mask_shape_, BLOCK_SIZE, self.region_scale)
+            if self.regions == "located"
+            else region_masks(self.volume_shape_, scale=self.region_scale)
+        )
         if self.masks is not None:
             masks.update({k: np.asarray(v, dtype=bool) for k, v in self.masks.items()})
         for name in (*_REGIONS, "reference"):
             m = masks.get(name)
-            if m is None or m.shape != self.volume_shape_ or not m.any():
+            if m is None or m.shape != self.mask_shape_ or not m.any():
                 raise ValueError(
-                    f"Region {name!r} is empty or not of shape {self.volume_shape_}; "
+                    f"Region {name!r} is empty or not of shape {self.mask_shape_}; "
                     "volumes may be too small (use VolumeResizer) or masks wrong."
                 )
         self.masks_ = masks
@@ -112,6 +146,8 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"X has volumes of shape {X.shape[2:]}, fitted on {self.volume_shape_}"
             )
+        if self.regions == "located":
+            X = np.stack([striatum_block(v, self.mask_shape_) for v in X])
         vol = X[:, 0].reshape(len(X), -1)
         ref = vol[:, self.masks_["reference"].ravel()].mean(1)
         ref = np.maximum(ref, 1e-6)

@@ -129,7 +129,7 @@ class _Encoder:
             params["callbacks"] = None  # training-time hooks; not needed to predict
             fitted = {
                 k: fitted[k]
-                for k in ("classes_", "n_features_in_", "input_shape_")
+                for k in ("classes_", "n_features_in_", "input_shape_", "temperature_")
                 if k in fitted
             }
             if hasattr(est, "module_"):

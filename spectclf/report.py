@@ -107,6 +107,37 @@ def _jsonable(obj):
     return obj
 
 
+def uncertainty_summary(result, threshold: float = 0.5, n_least: int = 10) -> dict:
+    """Which out-of-fold predictions were least certain, and were they wrong more often?
+
+    Uncertainty is ``1 - max(probability)`` of each patient's out-of-fold prediction;
+    patients above ``threshold`` are *flagged*.
+    """
+    unc = 1.0 - np.asarray(result.proba).max(axis=1)
+    wrong = np.asarray(result.y_true) != np.asarray(result.y_pred)
+    flagged = unc > threshold
+    order = np.argsort(-unc, kind="stable")[:n_least]
+
+    def rate(mask):
+        return float(wrong[mask].mean()) if mask.any() else None
+
+    return {
+        "threshold": threshold,
+        "flagged": int(flagged.sum()),
+        "error_rate_flagged": rate(flagged),
+        "error_rate_rest": rate(~flagged),
+        "least_certain": [
+            {
+                "patient_id": csv_safe(result.patients[i]),
+                "true_stage": result.y_true[i],
+                "predicted_stage": result.y_pred[i],
+                "uncertainty": round(float(unc[i]), 3),
+            }
+            for i in order
+        ],
+    }
+
+
 def save_figure(fig, path: Path) -> str:
     """Save a figure as PNG atomically, close it, return the file name."""
     import matplotlib.pyplot as plt
@@ -166,6 +197,7 @@ def write_report(
             "summary": baseline.summary,
             "per_fold": baseline.per_fold,
         }
+    metrics["uncertainty"] = uncertainty_summary(result)
     text = json.dumps(_jsonable(metrics), indent=2)
     write_atomic(out / "metrics.json", lambda tmp: tmp.write_text(text))
     write_predictions(
@@ -233,11 +265,43 @@ def write_report(
         )
 
     table_text = stage_report(result.y_true, result.y_pred, print_=False)
-    _write_html(out, title, result, baseline, figures, table_text, info or {})
+    _write_html(
+        out,
+        title,
+        result,
+        baseline,
+        figures,
+        table_text,
+        info or {},
+        metrics["uncertainty"],
+    )
     return out / "index.html"
 
 
-def _write_html(out, title, result, baseline, figures, table_text, info):
+def _uncertainty_html(unc: dict) -> str:
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.0f} %"
+
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(r[k]))}</td>"
+            for k in ("patient_id", "true_stage", "predicted_stage", "uncertainty")
+        )
+        + "</tr>"
+        for r in unc["least_certain"]
+    )
+    return (
+        "<h2>Least certain patients</h2><p>Uncertainty = 1 - the highest stage "
+        f"probability (out-of-fold). {unc['flagged']} patient(s) above "
+        f"{unc['threshold']} are flagged; wrong: {pct(unc['error_rate_flagged'])} of "
+        f"flagged vs {pct(unc['error_rate_rest'])} of the rest.</p><table><tr>"
+        "<th>patient</th><th>true stage</th><th>predicted</th><th>uncertainty</th>"
+        f"</tr>{rows}</table>"
+    )
+
+
+def _write_html(out, title, result, baseline, figures, table_text, info, unc):
     def row(name):
         s = result.summary[name]
         lo, hi = s["ci95"]
@@ -288,6 +352,7 @@ in the training and the test part of a fold. Per-patient predictions are in
 {rows}</table>
 <h2>Per stage (pooled out-of-fold predictions)</h2>
 <pre>{html.escape(table_text)}</pre>
+{_uncertainty_html(unc)}
 {imgs}
 </body></html>
 """

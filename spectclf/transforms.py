@@ -13,11 +13,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from spectclf._regions import region_masks
+from spectclf.anatomy import BLOCK_SIZE, locate_striatum, striatum_block
 from spectclf.io.assemble import check_shape3, resample_volumes
 from spectclf.io.colour import LUMA_WEIGHTS, invert_colormap
 
 __all__ = [
+    "StriatumCrop",
     "ColormapToIntensity",
     "ToGrayscale",
     "VolumeResizer",
@@ -183,6 +184,64 @@ class CenterCrop(_ShapedVolumeTransformer):
         return np.ascontiguousarray(X[(slice(None), slice(None), *sl)])
 
 
+class StriatumCrop(_ShapedVolumeTransformer):
+    """Find the striatum in each volume and crop a block centred on it.
+
+    Each volume (channels averaged) is smoothed; the non-specific brain level, the
+    brain mask and the intensity-weighted centre of the hot (striatal) voxels are
+    found from the data (:func:`spectclf.anatomy.locate_striatum`). A block of
+    ``size`` x the brain's extent per axis, centred there, is resampled to ``shape``.
+    Whole-head scans, slabs around the striatum, shifted or zoomed heads therefore
+    give blocks that show the same anatomy.
+
+    A volume where no striatum stands out (hottest brain voxels below
+    ``min_contrast`` x the brain level, e.g. a stage-4 scan with almost no uptake)
+    is cropped around the brain's centroid shifted by the canonical brain-to-striatum
+    offset, so the block still covers where the striatum must be
+    (``spectclf.anatomy.locate_striatum(volume).found`` tells which volumes).
+
+    Parameters
+    ----------
+    shape : tuple of 3 ints, default=(20, 40, 40)
+        Output ``(D, H, W)``.
+    size : float, default=0.55
+        Block edge as a fraction of the brain extent on each axis; 0.55 holds both
+        striata with a margin of non-specific brain.
+    min_contrast : float, default=1.3
+        Peak-to-brain ratio below which the striatum counts as not found.
+
+    Examples
+    --------
+    >>> from spectclf import make_spect_phantoms
+    >>> d = make_spect_phantoms((1, 0, 0, 1), shape=(30, 64, 64), random_state=0)
+    >>> StriatumCrop((10, 20, 20)).transform(d.X).shape
+    (2, 1, 10, 20, 20)
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int] = (20, 40, 40),
+        size: float = BLOCK_SIZE,
+        min_contrast: float = 1.3,
+    ):
+        self.shape = shape
+        self.size = size
+        self.min_contrast = min_contrast
+
+    def _validate_params_(self):
+        super()._validate_params_()
+        if not (isinstance(self.size, (int, float)) and 0 < self.size <= 2):
+            raise ValueError(f"StriatumCrop size must be in (0, 2], got {self.size!r}")
+
+    def _transform(self, X):
+        shape = self._target_shape()
+        out = np.empty((*X.shape[:2], *shape), dtype=np.float32)
+        for i, vol in enumerate(X):
+            loc = locate_striatum(vol.mean(axis=0), min_contrast=self.min_contrast)
+            out[i] = striatum_block(vol, shape, size=self.size, location=loc)
+        return out
+
+
 class IntensityNormalizer(TransformerMixin, BaseEstimator):
     """Normalise each volume's intensities on its own.
 
@@ -191,13 +250,15 @@ class IntensityNormalizer(TransformerMixin, BaseEstimator):
     method : {"minmax", "zscore", "percentile", "reference"}, default="reference"
         ``"minmax"`` scales to [0, 1]; ``"zscore"`` to mean 0, sd 1; ``"percentile"``
         maps the ``percentiles`` to 0 and 1 (robust to hot voxels); ``"reference"``
-        divides by the mean of a reference region (the occipital cortex of the standard
-        space, as clinical striatal binding ratios do), so 1 means non-specific uptake.
+        divides by the non-specific uptake, as clinical striatal binding ratios do, so
+        1 means non-specific uptake. The reference is found in each volume from the
+        data — the median brain uptake (:func:`spectclf.anatomy.locate_striatum`) —
+        so it means the same on a whole-head scan, a slab or a shifted head.
     percentiles : tuple of 2 floats, default=(1.0, 99.0)
         Used by ``"percentile"``.
     reference_mask : ndarray of shape (D, H, W) of bool, default=None
-        Reference region for ``"reference"``; by default the occipital region of
-        :func:`spectclf._regions.region_masks` for the input's shape.
+        A fixed reference region for ``"reference"`` (e.g. an occipital mask in a
+        registered space); by default the brain level found in each volume.
 
     Attributes
     ----------
@@ -231,12 +292,8 @@ class IntensityNormalizer(TransformerMixin, BaseEstimator):
         X = as_volumes(X)
         self.volume_shape_ = X.shape[2:]
         self.reference_mask_ = None
-        if self.method == "reference":
-            mask = (
-                region_masks(self.volume_shape_)["reference"]
-                if self.reference_mask is None
-                else np.asarray(self.reference_mask, dtype=bool)
-            )
+        if self.method == "reference" and self.reference_mask is not None:
+            mask = np.asarray(self.reference_mask, dtype=bool)
             if mask.shape != self.volume_shape_ or not mask.any():
                 raise ValueError(
                     f"reference_mask must be a non-empty boolean array "
@@ -266,9 +323,15 @@ class IntensityNormalizer(TransformerMixin, BaseEstimator):
         elif self.method == "percentile":
             lo, hi = np.percentile(flat, self.percentiles, axis=-1, keepdims=True)
             out = (flat - lo) / np.maximum(hi - lo, eps)
-        else:
+        elif self.reference_mask_ is not None:
             ref = flat[..., self.reference_mask_.ravel()].mean(-1, keepdims=True)
             out = flat / np.maximum(ref, eps)
+        else:
+            ref = np.array(
+                [locate_striatum(v.mean(axis=0)).brain_level for v in X],
+                dtype=np.float32,
+            )
+            out = flat / np.maximum(ref[:, None, None], eps)
         return out.reshape(X.shape).astype(np.float32)
 
     def __sklearn_tags__(self):

@@ -252,6 +252,8 @@ def train_and_save(
     model="cnn",
     model_options: dict | None = None,
     load_options: dict | None = None,
+    ensemble: int | None = None,
+    random_state=0,
     verbose: int = 1,
 ) -> Bunch:
     """Fit ``model`` on all patients and save it as a model file (no pickle).
@@ -264,6 +266,12 @@ def train_and_save(
         Model file (``*.safetensors``), written only when training completed.
     model, model_options, load_options, verbose
         As in :func:`evaluate_and_report`.
+    ensemble : int, default=None
+        Train a :class:`~spectclf.StageEnsemble` of this many patient-grouped fold
+        models instead of one model: its predictions carry a per-patient
+        uncertainty.
+    random_state : int, default=0
+        Seeds the ensemble's folds.
 
     Returns
     -------
@@ -271,6 +279,10 @@ def train_and_save(
         ``model`` and ``path``.
     """
     estimator = _as_estimator(model, model_options)
+    if ensemble:
+        from spectclf.ensemble import StageEnsemble
+
+        estimator = StageEnsemble(estimator, cv=ensemble, random_state=random_state)
     _log(f"training on {len(data.y)} patients", verbose)
     t0 = time.perf_counter()
     fitted = fit_with_groups(estimator, data.X, data.y, data.groups)
@@ -313,16 +325,32 @@ def predict_patients(
     model, data = _load_for_prediction(model_file, data_dir, trust_pickle)
     proba = model.predict_proba(data.X)
     classes = np.asarray(model.classes_)
+    extra = {}
+    if hasattr(model, "predict_uncertainty"):
+        unc = model.predict_uncertainty(data.X)
+        extra = {
+            "uncertainty": unc,
+            "check": np.where(unc > model.uncertainty_threshold, "yes", "no"),
+        }
     csv_path = None
     if out is not None:
-        csv_path = write_predictions(out, data.groups, proba, classes)
+        csv_path = write_predictions(
+            out, data.groups, proba, classes, extra_columns=extra
+        )
         _log(f"{len(proba)} predictions written to {csv_path}", verbose)
+        if "check" in extra and (extra["check"] == "yes").any():
+            n = int((extra["check"] == "yes").sum())
+            _log(
+                f"{n} uncertain prediction(s) flagged for a reader (column 'check')",
+                verbose,
+            )
     return Bunch(
         patients=data.groups,
         y_pred=classes[np.argmax(proba, axis=1)],
         proba=proba,
         classes=classes,
         csv=csv_path,
+        **extra,
     )
 
 

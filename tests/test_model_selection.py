@@ -119,7 +119,7 @@ def test_evaluate_passes_groups_to_classifier(small_phantoms, wrap):
 def test_evaluate_refuses_a_leaky_splitter():
     X, y, groups = _slice_data()
     with pytest.raises(PatientLeakageError, match="both sides"):
-        evaluate(DummyClassifier(), X, y, groups, cv=KFold(5), verbose=0)
+        evaluate(DummyClassifier(), X, y, groups, cv=KFold(7), verbose=0)
 
 
 def test_evaluate_scores_match_the_metrics_on_each_fold():

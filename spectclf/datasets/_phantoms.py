@@ -31,6 +31,10 @@ STAGE_LOSS = {
 }
 
 
+#: Canonical striatal centre (between caudate heads and putamina), (z, y, x).
+_STRIATUM_CENTRE = np.array([-0.1, 0.0, 0.0], dtype=np.float32)
+
+
 def _loss(region: str, severity: float) -> float:
     return float(np.interp(severity, _SEVERITY_KNOTS, STAGE_LOSS[region]))
 
@@ -53,9 +57,12 @@ def _render_patient(
     fwhm: float,
     counts: float,
     rng: np.random.Generator,
+    fov_centre=(0.0, 0.0, 0.0),
+    fov_extent=(1.0, 1.0, 1.0),
 ) -> np.ndarray:
     """Noise-free activity map, SPECT blur, then Poisson counting noise."""
-    grid = standard_grid(shape)
+    extent = np.asarray(fov_extent, dtype=np.float32)
+    grid = standard_grid(shape) * extent + np.asarray(fov_centre, dtype=np.float32)
     # canonical (atlas) coordinates of every voxel: undo head pose and size
     q = ((grid - offset) / scale) @ rotation.astype(np.float32)
     s = CANONICAL_STRUCTURES
@@ -73,7 +80,8 @@ def _render_patient(
         t = np.clip((q[..., 0][mask] - c[0]) / a[0] * 0.5 + 0.5, 0.0, 1.0)
         ant, post = sbr[f"{side}_putamen_anterior"], sbr[f"{side}_putamen_posterior"]
         act[mask] = 1.0 + ant * (1 - t) + post * t
-    sigma = [fwhm / 2.355 / (2.0 / n) for n in shape]
+    # fwhm is physical (a fraction of the whole-head field): voxels shrink with extent
+    sigma = [fwhm / 2.355 / (2.0 * e / n) for n, e in zip(shape, extent, strict=True)]
     blurred = gaussian_filter(act, sigma=sigma, mode="constant")
     noisy = rng.poisson(np.clip(blurred, 0, None) * counts) / counts
     return noisy.astype(np.float32)
@@ -86,6 +94,12 @@ def make_spect_phantoms(
     fwhm: float = 0.10,
     counts: float = 40.0,
     between_patient_sd: float = 0.10,
+    fov_centre: Sequence[float] = (0.0, 0.0, 0.0),
+    fov_extent: float | Sequence[float] = 1.0,
+    offset_sd: float = 0.03,
+    scale_sd: float = 0.04,
+    pose_sd: float = 4.0,
+    flip: Sequence[bool] = (False, False, False),
     random_state: int | np.random.RandomState | None = None,
 ) -> Bunch:
     """Make a synthetic DaTscan-like cohort of staged Parkinson's patients.
@@ -124,6 +138,21 @@ def make_spect_phantoms(
         Expected counts per voxel at the reference level; lower is noisier.
     between_patient_sd : float, default=0.10
         Standard deviation of the multiplicative per-patient SBR factor.
+    fov_centre : tuple of 3 floats, default=(0, 0, 0)
+        Centre of the field of view in the canonical head space ``(z, y, x)``, whose
+        whole-head field spans [-1, 1] per axis (the striatum sits near
+        ``(-0.1, 0.0, 0.0)``).
+    fov_extent : float or tuple of 3 floats, default=1.0
+        Half-width of the field of view per axis in the same units: 1 is the whole
+        head; ``(1, 0.45, 1)`` a ~90 mm slab in the superior-inferior direction; a
+        value below 1 on every axis zooms in.
+    offset_sd, scale_sd : float, default=0.03, 0.04
+        Per-patient head position (fraction of the field) and size variation.
+    pose_sd : float, default=4.0
+        Per-patient roll and yaw, in degrees.
+    flip : tuple of 3 bools, default=(False, False, False)
+        Mirror the stored volumes along ``(D, H, W)``: scans whose orientation
+        differs from the library's convention.
     random_state : int, RandomState instance or None, default=None
         Seed for reproducible cohorts.
 
@@ -133,7 +162,8 @@ def make_spect_phantoms(
         ``X`` float32 ``(n, 1, D, H, W)`` activity (reference level ~1); ``y`` stages
         (1..4); ``groups`` patient ids (``"P001"``...); ``sbr`` dict of true per-region
         SBR arrays (``left_caudate``, ``right_putamen_posterior``...) plus
-        ``mean_putamen``; ``age``, ``symptom_side`` ("left" / "right"), ``severity``.
+        ``mean_putamen``; ``age``, ``symptom_side`` ("left" / "right"), ``severity``;
+        ``striatum_voxel`` the true striatal centre of each volume (voxel coordinates).
 
     See Also
     --------
@@ -153,10 +183,20 @@ def make_spect_phantoms(
     n_per_stage = [int(n) for n in n_per_stage]
     if not n_per_stage or min(n_per_stage) < 0 or sum(n_per_stage) == 0:
         raise ValueError(f"n_per_stage must be non-negative counts, got {n_per_stage}")
+    extent = (
+        (float(fov_extent),) * 3
+        if np.isscalar(fov_extent)
+        else tuple(float(e) for e in fov_extent)
+    )
+    if len(extent) != 3 or min(extent) <= 0:
+        raise ValueError(
+            f"fov_extent must be positive (one or three), got {fov_extent}"
+        )
     rng_legacy = check_random_state(random_state)
     rng = np.random.default_rng(rng_legacy.randint(2**31 - 1))
 
     X, y, sbr_rows, ages, sides, severities = [], [], [], [], [], []
+    centres = []
     for stage, n in enumerate(n_per_stage, start=1):
         for _ in range(n):
             severity = stage + rng.uniform(-0.5, 0.5)
@@ -177,18 +217,33 @@ def make_spect_phantoms(
                     sbr[f"{hemi}_putamen_{part}"] = HEALTHY_SBR[f"putamen_{part}"] * (
                         base * (1 - _loss(f"{role}_putamen_{part}", severity))
                     )
-            pose = _rotation(rng.normal(0, 4), rng.normal(0, 4))
+            pose = _rotation(rng.normal(0, pose_sd), rng.normal(0, pose_sd))
+            head_scale = float(rng.normal(1.0, scale_sd))
+            offset = rng.normal(0, offset_sd, size=3).astype(np.float32)
+            # where the striatal centre lands, in voxels of the stored volume
+            where = offset + head_scale * (_STRIATUM_CENTRE @ pose.T)
+            voxel = ((where - np.asarray(fov_centre)) / extent + 1) / 2
+            voxel = voxel * (np.asarray(shape) - 1)
+            for axis, mirrored in enumerate(flip):
+                if mirrored:
+                    voxel[axis] = shape[axis] - 1 - voxel[axis]
+            centres.append(voxel)
             vol = _render_patient(
                 shape,
                 sbr,
-                scale=float(rng.normal(1.0, 0.04)),
-                offset=rng.normal(0, 0.03, size=3).astype(np.float32),
+                scale=head_scale,
+                offset=offset,
                 rotation=pose,
                 fwhm=fwhm,
                 counts=counts,
                 rng=rng,
+                fov_centre=fov_centre,
+                fov_extent=extent,
             )
-            X.append(vol[None])
+            for axis, mirrored in enumerate(flip):
+                if mirrored:
+                    vol = np.flip(vol, axis=axis)
+            X.append(np.ascontiguousarray(vol)[None])
             y.append(stage)
             sbr_rows.append(sbr)
             ages.append(age)
@@ -206,6 +261,7 @@ def make_spect_phantoms(
         age=np.asarray(ages),
         symptom_side=np.asarray(sides),
         severity=np.asarray(severities),
+        striatum_voxel=np.asarray(centres),
         DESCR="Synthetic DaTscan-like phantoms (spectclf.make_spect_phantoms).",
     )
 
@@ -219,6 +275,8 @@ def write_slice_folders(
     colormap: str = "hot",
     stage_format: str = "stage_{}",
     slice_format: str = "slice_{}.png",
+    jpeg_quality: int | None = None,
+    scaling: str = "patient",
 ) -> list[Path]:
     """Render volumes as coloured coronal slice images in the user-data layout.
 
@@ -240,6 +298,12 @@ def write_slice_folders(
         Matplotlib colormap used to render intensity as colour.
     stage_format, slice_format : str
         Folder and file name patterns.
+    jpeg_quality : int, default=None
+        Write JPEG slices of this quality (1-95) instead of PNG; the file extension
+        of ``slice_format`` becomes ``.jpg``.
+    scaling : {"patient", "cohort"}, default="patient"
+        Scale each patient to its own maximum (as clinical viewers do), or the whole
+        cohort to one maximum.
 
     Returns
     -------
@@ -258,16 +322,26 @@ def write_slice_folders(
         )
     from PIL import Image
 
+    if scaling not in ("patient", "cohort"):
+        raise ValueError(f"scaling must be 'patient' or 'cohort', got {scaling!r}")
+    if jpeg_quality is not None and not 1 <= int(jpeg_quality) <= 95:
+        raise ValueError(f"jpeg_quality must be in 1..95, got {jpeg_quality!r}")
+    if jpeg_quality is not None:
+        slice_format = str(Path(slice_format).with_suffix(".jpg"))
     lut = colormap_lut(colormap)
     root = Path(root)
     dirs = []
+    cohort_peak = float(X.max()) or 1.0
     for vol, stage, pid in zip(X, y, groups, strict=True):
         pdir = root / stage_format.format(stage) / str(pid)
         pdir.mkdir(parents=True, exist_ok=True)
-        peak = float(vol.max()) or 1.0
+        peak = (float(vol.max()) or 1.0) if scaling == "patient" else cohort_peak
         idx = np.clip(np.round(vol / peak * (len(lut) - 1)), 0, len(lut) - 1)
         rgb = lut[idx.astype(np.intp)]
         for k, img in enumerate(rgb, start=1):
-            Image.fromarray(img, mode="RGB").save(pdir / slice_format.format(k))
+            options = {} if jpeg_quality is None else {"quality": int(jpeg_quality)}
+            Image.fromarray(img, mode="RGB").save(
+                pdir / slice_format.format(k), **options
+            )
         dirs.append(pdir)
     return dirs
