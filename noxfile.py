@@ -1,5 +1,5 @@
 """Developer tasks: ``nox -s tests``, ``nox -s demo``, ``nox -s lint``, ``nox -s docs``,
-``nox -s bench``.
+``nox -s bench``, ``nox -s robustness``.
 
 Every environment installs spectclf from ``pyproject.toml`` with ``constraints.txt``,
 which pins the CPU build of torch so that no CUDA wheels are ever downloaded.
@@ -75,6 +75,19 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python",
         "benchmarks/run_benchmarks.py",
+        *session.posargs,
+        env={"MPLBACKEND": "Agg"},
+    )
+
+
+@nox.session(default=False)
+def robustness(session: nox.Session) -> None:
+    """Patient-grouped CV of the default pipeline and the SBR baseline on four
+    differently generated cohorts (whole head, slab, shifted/zoomed, jet JPEG)."""
+    _install(session, "bench")
+    session.run(
+        "python",
+        "benchmarks/robustness.py",
         *session.posargs,
         env={"MPLBACKEND": "Agg"},
     )

@@ -255,3 +255,18 @@ def test_nan_probabilities_raise(small_phantoms):
         clf.module_.head.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="NaN or infinite probabilities"):
         clf.predict_proba(d.X)
+
+
+def test_cheap_augmentation_only_flips_the_unresampled():
+    from spectclf.augment import VolumeAugmenter
+
+    x = torch.rand(16, 1, 4, 6, 6)
+    aug = VolumeAugmenter(intensity=0, noise=0, resample_fraction=0.0)
+    out = aug(x, generator=torch.Generator().manual_seed(0))
+    flipped = [bool(torch.equal(o, v.flip(-1))) for o, v in zip(out, x, strict=True)]
+    same = [bool(torch.equal(o, v)) for o, v in zip(out, x, strict=True)]
+    assert all(f or s for f, s in zip(flipped, same, strict=True))  # exact voxels
+    assert any(flipped) and any(same)
+    full = VolumeAugmenter(intensity=0, noise=0, resample_fraction=1.0)
+    out = full(x, generator=torch.Generator().manual_seed(0))
+    assert not any(torch.equal(o, v) for o, v in zip(out, x, strict=True))

@@ -1,0 +1,96 @@
+"""Where the time of ``Spect3DClassifier.fit`` goes, against the network alone.
+
+In one process and on the same data (64 volumes, 3 epochs, batch 8): a plain PyTorch
+loop over the network (forward, backward, AdamW step — the ceiling), then
+``Spect3DClassifier.fit`` with and without augmentation, and a cProfile breakdown of
+the default fit by function. Ratios, not absolute numbers, are what carry over between
+machines.
+
+Run: ``python benchmarks/fit_path.py [--shape D H W] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+
+import numpy as np
+import torch
+
+from spectclf import Spect3DClassifier
+from spectclf.nets import ResNet3D
+
+
+def network_only(X, y, epochs, batch, channels_last=True) -> float:
+    torch.manual_seed(0)
+    net = ResNet3D(in_channels=1, n_classes=4)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last_3d)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(len(Xt))
+        for i in range(0, len(Xt) - batch + 1, batch):
+            xb = Xt[perm[i : i + batch]]
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last_3d)
+            loss = torch.nn.functional.cross_entropy(net(xb), yt[perm[i : i + batch]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return len(X) * epochs / (time.perf_counter() - start)
+
+
+def classifier_fit(X, y, epochs, batch, **params) -> float:
+    clf = Spect3DClassifier(
+        max_epochs=epochs, batch_size=batch, random_state=0, verbose=0, **params
+    )
+    start = time.perf_counter()
+    clf.fit(X, y)
+    return len(X) * epochs / (time.perf_counter() - start)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shape", type=int, nargs=3, default=(32, 64, 64))
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--profile", action="store_true")
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    X = rng.random((args.n, 1, *args.shape), dtype=np.float32)
+    y = np.tile(np.arange(4), args.n // 4).astype(np.int64)
+    net = network_only(X, y, args.epochs, args.batch)
+    rows = [("network alone (plain loop, channels-last, fp32)", net)]
+    rows.append(
+        ("Spect3DClassifier().fit (defaults)", classifier_fit(X, y, args.epochs, args.batch))
+    )
+    rows.append(
+        (
+            "Spect3DClassifier(augment=False).fit",
+            classifier_fit(X, y, args.epochs, args.batch, augment=False),
+        )
+    )
+    print(f"input 1x{'x'.join(map(str, args.shape))}, {args.n} volumes, "
+          f"{args.epochs} epochs, batch {args.batch}, {torch.get_num_threads()} threads")
+    print("| path | volumes/s | share of the network alone |")
+    print("|---|---|---|")
+    for name, v in rows:
+        print(f"| {name} | {v:.1f} | {v / net:.0%} |")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        classifier_fit(X, y, args.epochs, args.batch)
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(18)
+        print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
