@@ -68,7 +68,10 @@ def main(argv=None) -> None:
     net = network_only(X, y, args.epochs, args.batch)
     rows = [("network alone (plain loop, channels-last, fp32)", net)]
     rows.append(
-        ("Spect3DClassifier().fit (defaults)", classifier_fit(X, y, args.epochs, args.batch))
+        (
+            "Spect3DClassifier().fit (defaults)",
+            classifier_fit(X, y, args.epochs, args.batch),
+        )
     )
     rows.append(
         (
@@ -76,8 +79,10 @@ def main(argv=None) -> None:
             classifier_fit(X, y, args.epochs, args.batch, augment=False),
         )
     )
-    print(f"input 1x{'x'.join(map(str, args.shape))}, {args.n} volumes, "
-          f"{args.epochs} epochs, batch {args.batch}, {torch.get_num_threads()} threads")
+    print(
+        f"input 1x{'x'.join(map(str, args.shape))}, {args.n} volumes, "
+        f"{args.epochs} epochs, batch {args.batch}, {torch.get_num_threads()} threads"
+    )
     print("| path | volumes/s | share of the network alone |")
     print("|---|---|---|")
     for name, v in rows:

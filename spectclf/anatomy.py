@@ -152,31 +152,25 @@ def block_region_masks(
     ``reference`` is the rest of the block outside a dilated striatum: non-specific
     brain. ``scale`` grows (> 1) or shrinks each striatal region about its centre.
     """
-    semi_brain = np.asarray(CANONICAL_STRUCTURES["brain"][1])
-    unit = size * semi_brain  # canonical half-widths spanned by the block
+    unit = size * np.asarray(CANONICAL_STRUCTURES["brain"][1])  # block half-widths
     u = standard_grid(shape)
-    masks = {}
+
+    def region(name: str, sign: float, grow: float) -> np.ndarray:
+        c, a = CANONICAL_STRUCTURES[name]
+        centre = (np.array([c[0], c[1], sign * c[2]]) - _STRIATUM_CENTRE) / unit
+        return ellipsoid_mask(u, centre, grow * np.asarray(a) / unit)
+
+    masks, dilated = {}, []
+    zc = (CANONICAL_STRUCTURES["putamen"][0][0] - _STRIATUM_CENTRE[0]) / unit[0]
     for side, sign in (("right", -1.0), ("left", 1.0)):
         for name in ("caudate", "putamen"):
-            c, a = CANONICAL_STRUCTURES[name]
-            centre = (np.array([c[0], c[1], sign * c[2]]) - _STRIATUM_CENTRE) / unit
-            masks[f"{side}_{name}"] = ellipsoid_mask(
-                u, centre, scale * np.asarray(a) / unit
-            )
-        c, _ = CANONICAL_STRUCTURES["putamen"]
-        zc = (c[0] - _STRIATUM_CENTRE[0]) / unit[0]
+            masks[f"{side}_{name}"] = region(name, sign, scale)
+            dilated.append(region(name, sign, 2.0))
         put = masks[f"{side}_putamen"]
         masks[f"{side}_putamen_anterior"] = put & (u[..., 0] < zc)
         masks[f"{side}_putamen_posterior"] = put & (u[..., 0] >= zc)
-    striatum = np.logical_or.reduce(
+    masks["striatum"] = np.logical_or.reduce(
         [masks[f"{sd}_{n}"] for sd in ("left", "right") for n in ("caudate", "putamen")]
     )
-    masks["striatum"] = striatum
-    grown = {}
-    for side, sign in (("right", -1.0), ("left", 1.0)):
-        for name in ("caudate", "putamen"):
-            c, a = CANONICAL_STRUCTURES[name]
-            centre = (np.array([c[0], c[1], sign * c[2]]) - _STRIATUM_CENTRE) / unit
-            grown[(side, name)] = ellipsoid_mask(u, centre, 2.0 * np.asarray(a) / unit)
-    masks["reference"] = ~np.logical_or.reduce(list(grown.values()))
+    masks["reference"] = ~np.logical_or.reduce(dilated)
     return masks
