@@ -19,8 +19,9 @@ data = make_spect_phantoms((12, 12, 12, 6), shape=(30, 64, 64), random_state=0)
 print(data.X.shape, data.y)
 
 # %%
-# The default pipeline resizes to 32 x 64 x 64, normalises to the occipital
-# reference, crops the central (striatal) block and trains a compact 3-D ResNet.
+# The default pipeline resizes to 32 x 64 x 64, normalises to the non-specific brain
+# uptake, finds the striatum in each volume and crops a block around it, and trains
+# a compact 3-D ResNet.
 # Half the default epochs here, to stay quick; 42 patients are few, so expect
 # modest scores (chance is 0.25) and wide intervals.
 model = make_default_pipeline(max_epochs=30, random_state=0)

@@ -189,3 +189,22 @@ def test_quick_demo_end_to_end(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["info"]["patients"] == 29
     assert len(metrics["per_fold"]["qwk"]) == 3
+
+
+def test_train_ensemble_then_predict_flags_uncertain(cohort_dir, tmp_path):
+    model = tmp_path / "ens.safetensors"
+    argv = ["train", str(cohort_dir), "--ensemble", "2", "--out", str(model), *TINY]
+    assert main(argv) == 0
+    preds = tmp_path / "p.csv"
+    assert (
+        main(["predict", str(model), str(cohort_dir / "stage_3"), "--out", str(preds)])
+        == 0
+    )
+    rows = list(csv.DictReader(open(preds)))
+    assert len(rows) == 4
+    for r in rows:
+        probs = [float(r[f"p_stage_{s}"]) for s in (1, 2, 3, 4)]
+        assert float(r["uncertainty"]) >= 1 - max(probs) - 1e-3
+        assert r["check"] in ("yes", "no")
+        assert (r["check"] == "yes") == (float(r["uncertainty"]) > 0.5)
+    assert main(["train", str(cohort_dir), "--ensemble", "1", *TINY]) == 2

@@ -161,3 +161,42 @@ def test_nested_cv_tunes_inside_outer_folds():
     for est in res.estimators:
         assert set(est.best_params_) == {"C"}
         assert est.best_estimator_.C == est.best_params_["C"]
+
+
+def test_default_space_keeps_the_users_sampler_and_fits_every_network():
+    from spectclf import AugmentingOverSampler, PatientPipeline
+    from spectclf.tuning import default_search_space
+
+    sampler = AugmentingOverSampler(random_state=0)
+    pipe = PatientPipeline(
+        [("balance", sampler), ("clf", Spect3DClassifier(module="seed_cnn"))]
+    )
+    for number in range(8):
+        trial = optuna.trial.FixedTrial(
+            {
+                "augment_strength": 0.5,
+                "lr": 1e-3,
+                "weight_decay": 1e-3,
+                "dropout": 0.1,
+                "width": 8,
+                "imbalance": ["class_weight", "none"][number % 2],
+            },
+            number=number,
+        )
+        params = default_search_space(trial, pipe)
+        assert "balance" not in params  # the user's sampler is never replaced
+        assert "clf__module__width" not in params  # seed_cnn has no width
+        pipe.set_params(**params)  # every suggestion is a valid parameter
+    assert pipe.named_steps["balance"] is sampler
+    free = PatientPipeline([("balance", "passthrough"), ("clf", Spect3DClassifier())])
+    fixed = {
+        "augment_strength": 0.0,
+        "lr": 1e-3,
+        "weight_decay": 1e-3,
+        "dropout": 0.1,
+        "width": 8,
+        "imbalance": "oversample",
+    }
+    params = default_search_space(optuna.trial.FixedTrial(fixed), free)
+    assert params["clf__module__width"] == 8
+    assert type(params["balance"]).__name__ == "VolumeRandomOverSampler"

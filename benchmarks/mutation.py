@@ -1,0 +1,212 @@
+"""Mutation pass: plant one deliberate bug at a time and check that the tests catch it.
+
+Each mutation is a one-line change (the first occurrence of ``old`` in ``file``
+becomes ``new``), applied to a scratch copy of the repository; the listed tests then
+run in that copy. A mutation the tests do not catch "survives". Run from the
+repository root: ``python benchmarks/mutation.py [--only N ...]``; the result table
+goes to stdout and ``benchmarks/results/mutation.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (what the bug is, file, old, new, tests that must catch it)
+MUTATIONS = [
+    (
+        "evaluate does not pass groups to the estimator",
+        "spectclf/model_selection.py",
+        "est = fit_with_groups(clone(estimator), X[train], y[train], groups[train])",
+        "est = fit_with_groups(clone(estimator), X[train], y[train], None)",
+        "tests/test_leakage.py -k 'evaluate and repeated and classifier'",
+    ),
+    (
+        "evaluate skips its leakage check",
+        "spectclf/model_selection.py",
+        "    check_no_patient_leakage(splits, groups)\n    classes = np.unique(y)",
+        "    classes = np.unique(y)",
+        "tests/test_model_selection.py -k leaky",
+    ),
+    (
+        "tune's inner CV is not grouped",
+        "spectclf/tuning.py",
+        "cv = PatientStratifiedGroupKFold(n_splits=int(cv), random_state=random_state)",
+        "cv = __import__('sklearn.model_selection').model_selection.StratifiedKFold("
+        "n_splits=int(cv), shuffle=True, random_state=random_state)",
+        "tests/test_leakage.py -k 'tune and repeated and classifier and no-routing'",
+    ),
+    (
+        "tune's trials are fitted without groups",
+        "spectclf/tuning.py",
+        "fit_with_groups(est, X[train], y[train], groups[train])",
+        "fit_with_groups(est, X[train], y[train], None)",
+        "tests/test_leakage.py -k 'tune and repeated and classifier and no-routing'",
+    ),
+    (
+        "tune's refit is fitted without groups",
+        "spectclf/tuning.py",
+        "clone(estimator).set_params(**best_params), X, y, groups",
+        "clone(estimator).set_params(**best_params), X, y, None",
+        "tests/test_leakage.py -k 'tune and repeated and classifier and no-routing'",
+    ),
+    (
+        "the 95 % CI collapses to zero width",
+        "spectclf/model_selection.py",
+        "    half = (\n",
+        "    half = 0 * (\n",
+        "tests/test_model_selection.py -k match_the_metrics",
+    ),
+    (
+        "per-stage recall measures the wrong stage",
+        "spectclf/metrics.py",
+        "    mask = y_true == stage",
+        "    mask = y_pred == stage",
+        "tests/test_metrics.py tests/test_model_selection.py -k 'recall or match'",
+    ),
+    (
+        "QWK is computed unweighted",
+        "spectclf/metrics.py",
+        'weights="quadratic"',
+        "weights=None",
+        "tests/test_metrics.py tests/test_model_selection.py -k 'kappa or match'",
+    ),
+    (
+        "PatientPipeline drops groups after a sampler without sample_indices_",
+        "spectclf/sampling.py",
+        "                    if not hasattr(fitted, \"sample_indices_\"):",
+        "                    if False:",
+        "tests/test_sampling.py -k sample_indices",
+    ),
+    (
+        "early stopping does not restore the best weights",
+        "spectclf/classifier.py",
+        "load_best=True",
+        "load_best=False",
+        "tests/test_classifier.py -k early_stopping",
+    ),
+    (
+        "the CLI no longer validates --epochs",
+        "spectclf/cli.py",
+        "    if args.epochs < 1:",
+        "    if False:",
+        "tests/test_cli.py -k user_errors",
+    ),
+    (
+        "the classifier's validation split ignores the groups it was given",
+        "spectclf/classifier.py",
+        "                groups_ = groups\n",
+        "                groups_ = duplicate_groups(X)\n",
+        "tests/test_classifier.py -k grouped_internal",
+    ),
+    (
+        "a plain Pipeline's final step is fitted without the groups",
+        "spectclf/patient_groups.py",
+        'return estimator.fit(X, y, **{f"{name}__groups": groups})',
+        "return estimator.fit(X, y)",
+        "tests/test_model_selection.py -k passes_groups",
+    ),
+    (
+        "a sampler in a plain imblearn Pipeline is not refused",
+        "spectclf/patient_groups.py",
+        "        if samplers:",
+        "        if False:",
+        "tests/test_leakage.py -k refused_by_evaluate",
+    ),
+    (
+        "pickled model files are loaded without trust",
+        "spectclf/model_io.py",
+        "        if not trust_pickle:",
+        "        if False:",
+        "tests/test_model_io.py -k pickle",
+    ),
+    (
+        "Ctrl-C inside fit is swallowed again",
+        "spectclf/_skorch_net.py",
+        "            raise Interrupted from exc",
+        "            return self",
+        "tests/test_interrupts_and_outputs.py -k 'propagates'",
+    ),
+    (
+        "a stage with too few patients for the folds is not refused",
+        "spectclf/model_selection.py",
+        "            if n < self.n_splits:",
+        "            if False:",
+        "tests/test_model_selection.py -k refuses_missing",
+    ),
+    (
+        "CSV cells are not escaped",
+        "spectclf/report.py",
+        'return "\'" + text if',
+        "return text if",
+        "tests/test_interrupts_and_outputs.py -k csv_safe",
+    ),
+]
+
+
+def run_one(k: int, scratch: Path) -> tuple[str, float]:
+    what, file, old, new, tests = MUTATIONS[k]
+    path = scratch / file
+    source = path.read_text()
+    if old not in source:
+        return "NOT APPLIED (text not found)", 0.0
+    path.write_text(source.replace(old, new, 1))
+    start = time.perf_counter()
+    try:
+        rc = subprocess.run(
+            f"{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}",
+            shell=True,
+            cwd=scratch,
+            capture_output=True,
+            timeout=900,
+        ).returncode
+    finally:
+        path.write_text(source)
+    elapsed = time.perf_counter() - start
+    if rc == 5:
+        return "NO TESTS SELECTED", elapsed
+    return ("killed" if rc != 0 else "SURVIVED"), elapsed
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", type=int, nargs="*", help="mutation numbers to run")
+    args = p.parse_args(argv)
+    chosen = args.only if args.only else range(len(MUTATIONS))
+    scratch = Path(tempfile.mkdtemp(prefix="spectclf-mutation-"))
+    shutil.copytree(ROOT / "spectclf", scratch / "spectclf")
+    shutil.copytree(ROOT / "tests", scratch / "tests")
+    shutil.copy(ROOT / "pyproject.toml", scratch / "pyproject.toml")
+    where = subprocess.run(
+        [sys.executable, "-c", "import spectclf; print(spectclf.__file__)"],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if not where.startswith(str(scratch)):
+        raise SystemExit(f"the scratch copy is not the one imported: {where}")
+    lines = ["| # | planted bug | tests | outcome | s |", "|---|---|---|---|---|"]
+    survivors = 0
+    for k in chosen:
+        outcome, elapsed = run_one(k, scratch)
+        survivors += outcome != "killed"
+        what, _, _, _, tests = MUTATIONS[k]
+        lines.append(f"| {k} | {what} | `{tests}` | {outcome} | {elapsed:.0f} |")
+        print(lines[-1], flush=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mutation.md").write_text("\n".join(lines) + "\n")
+    print(f"\n{len(list(chosen)) - survivors} killed, {survivors} not killed")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
