@@ -81,7 +81,7 @@ MUTATIONS = [
     (
         "PatientPipeline drops groups after a sampler without sample_indices_",
         "spectclf/sampling.py",
-        "                    if not hasattr(fitted, \"sample_indices_\"):",
+        '                    if not hasattr(fitted, "sample_indices_"):',
         "                    if False:",
         "tests/test_sampling.py -k sample_indices",
     ),

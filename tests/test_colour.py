@@ -49,7 +49,11 @@ def test_luminance_garbles_jet_but_auto_does_not(volumes, tmp_path):
     truth = (X / X.max(axis=(1, 2, 3, 4), keepdims=True)).ravel()
     gray = load_slice_folders(tmp_path, color="gray").X.ravel()
     auto = load_slice_folders(tmp_path).X.ravel()
-    assert np.corrcoef(gray, truth)[0, 1] < np.corrcoef(auto, truth)[0, 1] - 0.05
+    # jet's luminance falls again towards its dark-red end: in the hottest voxels
+    # (the striatum) brighter uptake reads as *lower* luminance
+    hot = truth > 0.75
+    assert np.corrcoef(gray[hot], truth[hot])[0, 1] < 0
+    assert np.corrcoef(auto[hot], truth[hot])[0, 1] > 0.9
 
 
 def test_detect_prefers_dark_background_between_equal_maps():
