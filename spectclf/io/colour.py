@@ -33,8 +33,9 @@ DEFAULT_COLORMAP = "auto"
 #: ITU-R 601 luminance, as Pillow's "L" mode.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: Mean distance (0-255 RGB units) from a colour to the nearest table entry above
-#: which a cohort is said to lie off the colormap's table.
-OFF_TABLE_THRESHOLD = 6.0
+#: which a patient is said to lie off the colormap's table. JPEG at quality 75 of a
+#: "jet" rendering measured 5.9-7.4; a wrong colormap measures tens.
+OFF_TABLE_THRESHOLD = 10.0
 _N_LUT = 256
 
 
