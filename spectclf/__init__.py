@@ -3,7 +3,7 @@
 from spectclf.classifier import Spect3DClassifier
 from spectclf.datasets import load_demo, make_spect_phantoms, write_slice_folders
 from spectclf.ensemble import HybridSBRClassifier, StageEnsemble
-from spectclf.explain import grad_cam
+from spectclf.explain import grad_cam, saliency_share
 from spectclf.features import SBRFeatures
 from spectclf.io import load_slice_folders, load_volumes
 from spectclf.metrics import stage_report
@@ -52,6 +52,7 @@ __all__ = [
     "check_no_patient_leakage",
     "evaluate",
     "grad_cam",
+    "saliency_share",
     "make_default_pipeline",
     "make_sbr_baseline",
     "stage_report",

@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default="tuned.safetensors")
 
-    p = _command(sub, "explain", cmd_explain, "Grad-CAM saliency for patient folders")
+    p = _command(sub, "explain", cmd_explain, "saliency maps for patient folders")
     p.add_argument("model_file")
     p.add_argument("patient_dir")
     p.add_argument("--out", default="spectclf-explain")

@@ -252,7 +252,7 @@ def plot_stage_montage(
                 who = "" if patient_ids is None else f"\n{patient_ids[r]}"
                 ax.set_ylabel(f"stage {y[r]}{who}", fontsize=10)
     extra = (
-        " — Grad-CAM overlay (red = most influential)" if saliency is not None else ""
+        " — saliency overlay (red = most influential)" if saliency is not None else ""
     )
     fig.suptitle(
         title + extra + "\nanterior -> posterior; image left = patient right",

@@ -110,11 +110,11 @@ def _portable(path, relative_to) -> str:
 
 
 def _montage(model, data, verbose: int) -> dict:
-    """Volumes (and Grad-CAM for a CNN) of the first patient of each stage."""
+    """Volumes (and saliency maps for a CNN) of the first patient of each stage."""
     first = [int(np.flatnonzero(data.y == s)[0]) for s in np.unique(data.y)]
     montage = {"X": data.X[first], "y": data.y[first], "patients": data.groups[first]}
     if hasattr(final_estimator(model), "module_"):
-        _log("Grad-CAM saliency for one patient per stage", verbose)
+        _log("saliency maps (integrated gradients) for one patient per stage", verbose)
         sal, Xt = grad_cam(model, data.X[first], target=data.y[first])
         montage.update(X=Xt, saliency=sal)
     return montage
@@ -384,7 +384,7 @@ def explain_patients(
         pred,
         saliency=sal,
         patient_ids=data.groups,
-        title="Predicted stage and Grad-CAM",
+        title="Predicted stage and saliency",
     )
     png = out / save_figure(fig, out / "gradcam.png")
     for pid, p in zip(data.groups, pred, strict=True):

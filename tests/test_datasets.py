@@ -75,3 +75,21 @@ def test_load_demo_caches_and_reloads(tmp_path):
 def test_bad_parameters():
     with pytest.raises(ValueError, match="shape"):
         make_spect_phantoms((1,), shape=(2, 2))
+
+
+def test_striatum_masks_follow_pose_and_flips():
+    kw = dict(shape=(20, 40, 40), offset_sd=0.08, random_state=3)
+    d = make_spect_phantoms((3, 0, 0, 0), return_masks=True, **kw)
+    assert "striatum_mask" not in make_spect_phantoms((1, 0, 0, 0), **kw)
+    m = d.striatum_mask
+    assert m.shape == (3, 20, 40, 40) and m.dtype == bool
+    assert 0.002 < m.mean() < 0.05
+    # the mask is where the uptake is, and it moves with each head
+    for vol, mask, centre in zip(d.X[:, 0], m, d.striatum_voxel, strict=True):
+        assert vol[mask].mean() > 1.8 * vol[~mask].mean()
+        mass = np.argwhere(mask).mean(axis=0)
+        assert np.abs(mass - centre).max() < 2.5, (mass, centre)
+    flipped = make_spect_phantoms(
+        (3, 0, 0, 0), return_masks=True, flip=(True, False, True), **kw
+    )
+    np.testing.assert_array_equal(flipped.striatum_mask, m[:, ::-1, :, ::-1])

@@ -1,4 +1,4 @@
-"""Grad-CAM saliency."""
+"""Saliency maps: integrated gradients, Grad-CAM, input gradients."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from spectclf import (
     grad_cam,
     make_default_pipeline,
     make_spect_phantoms,
+    saliency_share,
 )
 from spectclf._regions import (
     CANONICAL_STRUCTURES,
@@ -17,6 +18,7 @@ from spectclf._regions import (
     region_masks,
     standard_grid,
 )
+from spectclf.explain import _median_filter3
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,69 @@ def test_target_and_pipeline(model_and_data, small_phantoms):
     pipe.fit(small_phantoms.X, small_phantoms.y)
     sal, Xt = grad_cam(pipe, small_phantoms.X[:3])
     assert sal.shape == (3, 5, 10, 10) and Xt.shape == (3, 1, 5, 10, 10)  # cropped
+
+
+@pytest.fixture(scope="module")
+def block_model_and_data():
+    """A model of blocks around the striatum, as the default pipeline's crop makes."""
+    kw = dict(
+        shape=(16, 32, 32),
+        counts=200.0,
+        between_patient_sd=0.05,
+        fov_centre=(-0.1, 0.0, 0.0),
+        fov_extent=0.5,
+    )
+    train = make_spect_phantoms((12, 0, 0, 12), random_state=1, **kw)
+    clf = Spect3DClassifier(
+        max_epochs=20, lr=1e-2, module__width=8, augment=False, random_state=1
+    ).fit(train.X, train.y)
+    test = make_spect_phantoms((4, 0, 0, 4), random_state=2, return_masks=True, **kw)
+    return clf, test
+
+
+def test_integrated_gradients_put_most_mass_on_the_striatum(block_model_and_data):
+    clf, test = block_model_and_data
+    mask = test.striatum_mask  # ~2.5 % of the block
+    shares = {
+        m: saliency_share(grad_cam(clf, test.X, method=m)[0], mask)
+        for m in ("integrated", "guided", "gradient")
+    }
+    healthy = test.y == 1
+    # where there is uptake to explain, most of the map is on the striatum...
+    assert shares["integrated"][healthy].min() > 0.4, shares
+    assert shares["integrated"][healthy].mean() > 3 * shares["guided"][healthy].mean()
+    assert shares["integrated"][healthy].mean() > 3 * shares["gradient"][healthy].mean()
+    # ...and the raw gradients spread theirs (the artefact integrated removes)
+    assert shares["guided"].max() < 0.2, shares
+
+
+def test_integrated_gradients_depend_on_steps_and_validate(model_and_data):
+    clf, test = model_and_data
+    a, _ = grad_cam(clf, test.X[:2], steps=1)
+    b, _ = grad_cam(clf, test.X[:2], steps=8)
+    assert a.shape == b.shape and not np.allclose(a, b)
+    with pytest.raises(ValueError, match="steps"):
+        grad_cam(clf, test.X[:1], steps=0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        grad_cam(clf, test.X[:1], method="smoothgrad")
+
+
+def test_median_filter_removes_isolated_voxels_and_keeps_blobs():
+    import torch
+
+    vol = torch.zeros(1, 9, 9, 9)
+    vol[0, 1, 1, 7] = 5.0  # a lone hot voxel
+    vol[0, 4:7, 4:7, 4:7] = 1.0  # a 3x3x3 blob
+    out = _median_filter3(vol)[0]
+    assert out[1, 1, 7] == 0
+    assert out[5, 5, 5] == 1 and out.sum() > 0
+
+
+def test_saliency_share():
+    sal = np.zeros((2, 2, 2, 2))
+    sal[0, 0] = 1.0  # all mass in the first slab
+    sal[1] = 1.0  # even spread
+    mask = np.zeros((2, 2, 2), bool)
+    mask[0] = True
+    np.testing.assert_allclose(saliency_share(sal, mask), [1.0, 0.5])
+    assert saliency_share(np.zeros((1, 2, 2, 2)), mask)[0] == 0.0

@@ -59,23 +59,26 @@ def _render_patient(
     rng: np.random.Generator,
     fov_centre=(0.0, 0.0, 0.0),
     fov_extent=(1.0, 1.0, 1.0),
-) -> np.ndarray:
-    """Noise-free activity map, SPECT blur, then Poisson counting noise."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free activity map, SPECT blur, then Poisson counting noise; and the
+    striatal mask (caudate and putamen voxels, before blurring)."""
     extent = np.asarray(fov_extent, dtype=np.float32)
     grid = standard_grid(shape) * extent + np.asarray(fov_centre, dtype=np.float32)
     # canonical (atlas) coordinates of every voxel: undo head pose and size
     q = ((grid - offset) / scale) @ rotation.astype(np.float32)
     s = CANONICAL_STRUCTURES
     act = np.zeros(shape, np.float32)
+    striatum = np.zeros(shape, bool)
     act[ellipsoid_mask(q, *s["head"])] = 0.3  # scalp and skull: low non-specific
     act[ellipsoid_mask(q, *s["brain"])] = 1.0  # brain background = reference level
     for side, sign in (("right", -1.0), ("left", 1.0)):
         c, a = s["caudate"]
-        act[ellipsoid_mask(q, (c[0], c[1], sign * c[2]), a)] = (
-            1.0 + sbr[f"{side}_caudate"]
-        )
+        mask = ellipsoid_mask(q, (c[0], c[1], sign * c[2]), a)
+        act[mask] = 1.0 + sbr[f"{side}_caudate"]
+        striatum |= mask
         c, a = s["putamen"]
         mask = ellipsoid_mask(q, (c[0], c[1], sign * c[2]), a)
+        striatum |= mask
         # anterior -> posterior gradient along the putamen's long (AP) axis
         t = np.clip((q[..., 0][mask] - c[0]) / a[0] * 0.5 + 0.5, 0.0, 1.0)
         ant, post = sbr[f"{side}_putamen_anterior"], sbr[f"{side}_putamen_posterior"]
@@ -84,7 +87,7 @@ def _render_patient(
     sigma = [fwhm / 2.355 / (2.0 * e / n) for n, e in zip(shape, extent, strict=True)]
     blurred = gaussian_filter(act, sigma=sigma, mode="constant")
     noisy = rng.poisson(np.clip(blurred, 0, None) * counts) / counts
-    return noisy.astype(np.float32)
+    return noisy.astype(np.float32), striatum
 
 
 def make_spect_phantoms(
@@ -100,6 +103,7 @@ def make_spect_phantoms(
     scale_sd: float = 0.04,
     pose_sd: float = 4.0,
     flip: Sequence[bool] = (False, False, False),
+    return_masks: bool = False,
     random_state: int | np.random.RandomState | None = None,
 ) -> Bunch:
     """Make a synthetic DaTscan-like cohort of staged Parkinson's patients.
@@ -153,6 +157,9 @@ def make_spect_phantoms(
     flip : tuple of 3 bools, default=(False, False, False)
         Mirror the stored volumes along ``(D, H, W)``: scans whose orientation
         differs from the library's convention.
+    return_masks : bool, default=False
+        Also return ``striatum_mask``, the true caudate and putamen voxels of each
+        volume (before blurring), e.g. to score saliency maps.
     random_state : int, RandomState instance or None, default=None
         Seed for reproducible cohorts.
 
@@ -163,7 +170,8 @@ def make_spect_phantoms(
         (1..4); ``groups`` patient ids (``"P001"``...); ``sbr`` dict of true per-region
         SBR arrays (``left_caudate``, ``right_putamen_posterior``...) plus
         ``mean_putamen``; ``age``, ``symptom_side`` ("left" / "right"), ``severity``;
-        ``striatum_voxel`` the true striatal centre of each volume (voxel coordinates).
+        ``striatum_voxel`` the true striatal centre of each volume (voxel coordinates);
+        ``striatum_mask`` bool ``(n, D, H, W)`` with ``return_masks=True``.
 
     See Also
     --------
@@ -196,7 +204,7 @@ def make_spect_phantoms(
     rng = np.random.default_rng(rng_legacy.randint(2**31 - 1))
 
     X, y, sbr_rows, ages, sides, severities = [], [], [], [], [], []
-    centres = []
+    centres, masks = [], []
     for stage, n in enumerate(n_per_stage, start=1):
         for _ in range(n):
             severity = stage + rng.uniform(-0.5, 0.5)
@@ -228,7 +236,7 @@ def make_spect_phantoms(
                 if mirrored:
                     voxel[axis] = shape[axis] - 1 - voxel[axis]
             centres.append(voxel)
-            vol = _render_patient(
+            vol, striatum = _render_patient(
                 shape,
                 sbr,
                 scale=head_scale,
@@ -243,6 +251,9 @@ def make_spect_phantoms(
             for axis, mirrored in enumerate(flip):
                 if mirrored:
                     vol = np.flip(vol, axis=axis)
+                    striatum = np.flip(striatum, axis=axis)
+            if return_masks:
+                masks.append(np.ascontiguousarray(striatum))
             X.append(np.ascontiguousarray(vol)[None])
             y.append(stage)
             sbr_rows.append(sbr)
@@ -253,7 +264,9 @@ def make_spect_phantoms(
     sbr_arrays["mean_putamen"] = np.mean(
         [sbr_arrays[k] for k in sbr_arrays if "putamen" in k], axis=0
     )
+    extra = {"striatum_mask": np.stack(masks)} if return_masks else {}
     return Bunch(
+        **extra,
         X=np.stack(X),
         y=np.asarray(y, dtype=np.int64),
         groups=np.array([f"P{i + 1:03d}" for i in range(len(y))], dtype=object),
