@@ -49,6 +49,32 @@ def resample_volumes(
     return out
 
 
+def to_spacing(
+    volume: np.ndarray, spacing: Sequence[float], target_spacing: Sequence[float]
+) -> np.ndarray:
+    """Resample one ``(C, D, H, W)`` volume from ``spacing`` to ``target_spacing`` mm
+    per voxel (the field of view is kept; the shape follows)."""
+    shape = [
+        max(1, round(n * s / t))
+        for n, s, t in zip(volume.shape[1:], spacing, target_spacing, strict=True)
+    ]
+    return resample_volumes(volume[None], shape)[0]
+
+
+def centre_fit(volume: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Crop or zero-pad one ``(C, D, H, W)`` volume about its centre to ``shape``:
+    a fixed physical field when the voxels already have a common spacing."""
+    out = np.zeros((volume.shape[0], *shape), dtype=np.float32)
+    src, dst = [slice(None)], [slice(None)]
+    for n, m in zip(volume.shape[1:], shape, strict=True):
+        k = min(n, m)
+        a, b = (n - k) // 2, (m - k) // 2
+        src.append(slice(a, a + k))
+        dst.append(slice(b, b + k))
+    out[tuple(dst)] = volume[tuple(src)]
+    return out
+
+
 def stack_volumes(
     volumes: list[np.ndarray],
     patients: list[str],

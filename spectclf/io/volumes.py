@@ -11,7 +11,13 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from spectclf.exceptions import SpectDataError
-from spectclf.io.assemble import make_bunch, stack_volumes
+from spectclf.io.assemble import (
+    centre_fit,
+    check_shape3,
+    make_bunch,
+    stack_volumes,
+    to_spacing,
+)
 from spectclf.io.layout import (
     ProblemLog,
     check_unique_patients,
@@ -71,11 +77,21 @@ def read_manifest(manifest: Path, stage_map=None) -> list[tuple[int, str, Path]]
     return records
 
 
+def _check_spacing(target_spacing) -> tuple[float, float, float]:
+    values = np.broadcast_to(np.asarray(target_spacing, dtype=float), (3,))
+    if not np.all(np.isfinite(values)) or values.min() <= 0:
+        raise ValueError(
+            f"target_spacing must be positive mm (one or three), got {target_spacing!r}"
+        )
+    return tuple(float(v) for v in values)
+
+
 def load_volumes(
     root: str | Path | None = None,
     *,
     manifest: str | Path | None = None,
     target_shape: Sequence[int] | None = None,
+    target_spacing: float | Sequence[float] | None = None,
     stage_map: Mapping[str, int] | None = None,
     on_error: Literal["raise", "skip"] = "raise",
 ) -> Bunch:
@@ -95,7 +111,14 @@ def load_volumes(
     manifest : str or Path, default=None
         Manifest CSV; give this or ``root``.
     target_shape : tuple of 3 ints, default=None
-        ``(D, H, W)`` to resample every volume to; if None, shapes must agree.
+        ``(D, H, W)`` to resample every volume to; if None, shapes must agree. With
+        ``target_spacing`` it is instead the size of a fixed physical field: each
+        resampled volume is cropped or zero-padded about its centre to it.
+    target_spacing : float or tuple of 3 floats, default=None
+        Millimetres per voxel ``(D, H, W)`` to resample every volume to, from the
+        spacing its file records (NIfTI / DICOM): scanners with different voxel
+        sizes then show anatomy at one scale. A volume without recorded spacing
+        (``.npy``) is an error (or skipped with ``on_error="skip"``).
     stage_map : mapping, default=None
         ``{folder name or manifest stage: label}`` for unusual stage names.
     on_error : {"raise", "skip"}, default="raise"
@@ -105,8 +128,8 @@ def load_volumes(
     -------
     data : Bunch
         ``X`` float32 ``(n_patients, C, D, H, W)``, ``y``, ``groups``, ``paths``,
-        ``spacing`` (``(n, 3)`` mm per voxel as read, NaN where the file records
-        none), ``target_names``, ``skipped``.
+        ``spacing`` (``(n, 3)`` mm per voxel as read — ``target_spacing`` when
+        given —, NaN where the file records none), ``target_names``, ``skipped``.
 
     Raises
     ------
@@ -143,17 +166,33 @@ def load_volumes(
         ]
         source = f"folders under {root}"
     check_unique_patients(records)
+    field = None
+    if target_spacing is not None:
+        target_spacing = _check_spacing(target_spacing)
+        if target_shape is not None:
+            field = check_shape3(target_shape, "target_shape")
     volumes, stages, patients, paths, spacing = [], [], [], [], []
     for stage, pid, path in records:
         try:
             if not path.exists():
                 raise SpectDataError(f"Volume file {path} (patient {pid!r}) not found.")
             read = read_volume(path)
+            array, voxel = read.array, read.spacing or (np.nan,) * 3
+            if target_spacing is not None:
+                if not np.all(np.isfinite(voxel)):
+                    raise SpectDataError(
+                        f"Volume file {path} (patient {pid!r}) records no voxel "
+                        "spacing, so it cannot be resampled to target_spacing="
+                        f"{target_spacing}."
+                    )
+                array, voxel = to_spacing(array, voxel, target_spacing), target_spacing
+                if field is not None:
+                    array = centre_fit(array, field)
         except SpectDataError as exc:
             problems.report(str(exc))
             continue
-        volumes.append(read.array)
-        spacing.append(read.spacing or (np.nan,) * 3)
+        volumes.append(array)
+        spacing.append(voxel)
         stages.append(stage)
         patients.append(pid)
         paths.append(path)
@@ -161,7 +200,9 @@ def load_volumes(
     if not volumes:
         raise SpectDataError(f"No patient volumes found in {source}.")
     return make_bunch(
-        stack_volumes(volumes, patients, target_shape),
+        stack_volumes(
+            volumes, patients, None if target_spacing is not None else target_shape
+        ),
         stages,
         patients,
         paths,
