@@ -1,7 +1,8 @@
 """Where the time of ``Spect3DClassifier.fit`` goes, against the network alone.
 
-In one process and on the same data (64 volumes, 3 epochs, batch 8): a plain PyTorch
-loop over the network (forward, backward, AdamW step — the ceiling), then
+In one process and on the same data (64 volumes, 3 epochs): the seed's approach (a
+plain PyTorch loop over its CNN, batch 16, the reference), a plain loop over the
+default network (forward, backward, AdamW step, batch 8 — the ceiling), then
 ``Spect3DClassifier.fit`` with and without augmentation, and a cProfile breakdown of
 the default fit by function. Ratios, not absolute numbers, are what carry over between
 machines.
@@ -20,13 +21,17 @@ import time
 import numpy as np
 import torch
 
-from spectclf import Spect3DClassifier
-from spectclf.nets import ResNet3D
+from spectclf import Spect3DClassifier, make_default_pipeline
+from spectclf.nets import ResNet3D, SeedCNN
 
 
-def network_only(X, y, epochs, batch, channels_last=True) -> float:
+def network_only(X, y, epochs, batch, channels_last=True, seed_cnn=False) -> float:
+    """Volumes per second of a plain training loop (the seed's when ``seed_cnn``)."""
     torch.manual_seed(0)
-    net = ResNet3D(in_channels=1, n_classes=4)
+    if seed_cnn:
+        net = SeedCNN(in_channels=1, n_classes=4, input_shape=X.shape[2:])
+    else:
+        net = ResNet3D(in_channels=1, n_classes=4)
     if channels_last:
         net = net.to(memory_format=torch.channels_last_3d)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
@@ -65,8 +70,12 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(0)
     X = rng.random((args.n, 1, *args.shape), dtype=np.float32)
     y = np.tile(np.arange(4), args.n // 4).astype(np.int64)
+    seed = network_only(X, y, args.epochs, 16, channels_last=False, seed_cnn=True)
     net = network_only(X, y, args.epochs, args.batch)
-    rows = [("network alone (plain loop, channels-last, fp32)", net)]
+    rows = [
+        ("the seed's approach (plain loop, its CNN, batch 16)", seed),
+        ("network alone (plain loop, channels-last, fp32)", net),
+    ]
     rows.append(
         (
             "Spect3DClassifier().fit (defaults)",
@@ -83,10 +92,18 @@ def main(argv=None) -> None:
         f"input 1x{'x'.join(map(str, args.shape))}, {args.n} volumes, "
         f"{args.epochs} epochs, batch {args.batch}, {torch.get_num_threads()} threads"
     )
-    print("| path | volumes/s | share of the network alone |")
-    print("|---|---|---|")
+    print("| path | volumes/s | x the seed | share of the network alone |")
+    print("|---|---|---|---|")
     for name, v in rows:
-        print(f"| {name} | {v:.1f} | {v / net:.0%} |")
+        print(f"| {name} | {v:.1f} | {v / seed:.2f} | {v / net:.0%} |")
+    # inference: the whole default pipeline (resize, normalise, locate and crop the
+    # striatum, network) per patient volume of 30x64x64
+    Xp = rng.random((args.n, 1, 30, 64, 64), dtype=np.float32)
+    pipe = make_default_pipeline(max_epochs=1, random_state=0, verbose=0).fit(Xp, y)
+    start = time.perf_counter()
+    pipe.predict_proba(Xp)
+    per = (time.perf_counter() - start) / len(Xp)
+    print(f"\ndefault pipeline predict_proba: {1000 * per:.1f} ms per patient volume")
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
