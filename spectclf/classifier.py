@@ -69,7 +69,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         ``"seed_cnn"``, ``"monai_resnet10"``...) or a module class. It is built with
         ``in_channels``, ``n_classes`` (and ``input_shape`` when it accepts one) plus
         every ``module__*`` parameter.
-    max_epochs : int, default=60
+    max_epochs : int, default=40
         Training epochs (fewer with early stopping).
     lr : float, default=3e-3
         Learning rate.
@@ -213,7 +213,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         module="resnet3d",
-        max_epochs: int = 60,
+        max_epochs: int = 40,
         lr: float = 3e-3,
         batch_size: int = 8,
         optimizer="adamw",

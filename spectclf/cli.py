@@ -89,8 +89,8 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs",
         type=int,
-        default=60,
-        help="training epochs of the CNN (default: 60)",
+        default=40,
+        help="training epochs of the CNN (default: 40)",
     )
     p.add_argument(
         "--shape",
@@ -103,8 +103,8 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--class-weight",
         choices=("none", "balanced"),
-        default="none",
-        help="weight the loss against stage imbalance (default: none)",
+        default="balanced",
+        help="weight the loss against stage imbalance (default: balanced)",
     )
 
 

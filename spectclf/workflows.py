@@ -48,8 +48,8 @@ def build_model(
     model: str = "cnn",
     *,
     shape: Sequence[int] = (32, 64, 64),
-    epochs: int = 60,
-    class_weight: str | None = None,
+    epochs: int = 40,
+    class_weight: str | None = "balanced",
     random_state=0,
     device: str = "auto",
     verbose: int = 1,
@@ -64,8 +64,8 @@ def build_model(
         striatal binding ratios + logistic regression.
     shape : tuple of 3 ints, default=(32, 64, 64)
         Volume size the CNN sees.
-    epochs : int, default=60
-    class_weight : {None, "balanced"}, default=None
+    epochs : int, default=40
+    class_weight : {None, "balanced"}, default="balanced"
     random_state : int, default=0
     device : str, default="auto"
     verbose : int, default=1
