@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from spectclf.metrics import get_metric
 
@@ -210,7 +211,7 @@ def plot_stage_montage(
     patient_ids=None,
     title="Coronal slices, one patient per stage",
 ):
-    """Coronal slices of one patient per stage, with Grad-CAM contours if given.
+    """Coronal slices of one patient per stage, with saliency overlays if given.
 
     Parameters
     ----------
@@ -219,7 +220,9 @@ def plot_stage_montage(
     y : array-like of shape (n,)
         Their stages (row titles).
     saliency : ndarray of shape (n, D, H, W), default=None
-        Grad-CAM maps, drawn as a translucent overlay.
+        Saliency maps (:func:`spectclf.grad_cam`), drawn as a translucent overlay
+        lightly smoothed (0.75 voxel) for legibility, scaled per patient to its
+        99th percentile and hidden below a quarter of it.
     n_slices : int, default=6
         Evenly spaced slices through the middle 60 % of the volume.
     """
@@ -237,12 +240,17 @@ def plot_stage_montage(
     for r, vol in enumerate(X):
         img = vol[0]
         vmax = np.percentile(img, 99.5) or 1
+        if saliency is not None:
+            # robust scale: the 99th percentile, not one peak voxel, is "most salient"
+            sal_vol = gaussian_filter(np.asarray(saliency[r], dtype=float), 0.75)
+            top = np.percentile(sal_vol, 99)
+            sal_vol = np.clip(sal_vol / (top if top > 0 else 1.0), 0, 1)
         for c, d in enumerate(idx):
             ax = axes[r, c]
             ax.imshow(img[d], cmap="gray", vmin=0, vmax=vmax)
             if saliency is not None:
                 # only the salient part is coloured, so the anatomy stays readable
-                sal = np.ma.masked_less(saliency[r, d], 0.2)
+                sal = np.ma.masked_less(sal_vol[d], 0.25)
                 ax.imshow(sal, cmap="jet", alpha=0.6, vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
