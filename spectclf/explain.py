@@ -167,8 +167,9 @@ def grad_cam(
         Gaussian; ``"guided"``: Grad-CAM times the gradient (Guided Grad-CAM). Raw
         gradients of ``ResNet3D`` peak on single voxels where the global max-pooling
         routes them, often far from the striatum; integrated gradients do not. On
-        phantoms (``benchmarks/saliency.py``) ``"integrated"`` puts about 45 % of its
-        mass on the striatum (5 % of the cropped block) and the others 9-13 %.
+        phantoms (``benchmarks/saliency.py``) ``"integrated"`` puts 54-67 % of its
+        mass on the striatum (5-8 % of the cropped block) and the others 9-23 %;
+        on stage-4 scans, with little uptake left, much less.
     layer : str, default=None
         Name of the network submodule whose output is explained (as in
         ``module_.named_modules()``, e.g. ``"layers.2"`` for the third stage of
