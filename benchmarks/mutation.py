@@ -148,6 +148,27 @@ MUTATIONS = [
         "return text if",
         "tests/test_interrupts_and_outputs.py -k csv_safe",
     ),
+    (
+        "integrated gradients lose their brain-level baseline",
+        "spectclf/explain.py",
+        "attribution = (total / steps * (x - baseline)).sum(dim=1)",
+        "attribution = (total / steps * x).sum(dim=1)",
+        "tests/test_explain.py -k integrated",
+    ),
+    (
+        "load_volumes ignores the recorded voxel spacing",
+        "spectclf/io/assemble.py",
+        "max(1, round(n * s / t))",
+        "max(1, round(n * 1.0 / t))",
+        "tests/test_io.py -k spacing",
+    ),
+    (
+        "phantom striatum masks are not flipped with the volume",
+        "spectclf/datasets/_phantoms.py",
+        "                    striatum = np.flip(striatum, axis=axis)\n",
+        "",
+        "tests/test_datasets.py -k masks",
+    ),
 ]
 
 
