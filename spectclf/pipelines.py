@@ -22,7 +22,7 @@ def make_default_pipeline(
     *,
     crop: str | float | Sequence[float] | None = "striatum",
     sampler=None,
-    class_weight: str | dict | None = "balanced",
+    class_weight: str | dict | None = "auto",
     **classifier_params,
 ) -> PatientPipeline:
     """The default spectclf model: resize, normalise, crop on the striatum, (balance),
@@ -44,8 +44,10 @@ def make_default_pipeline(
     sampler : imblearn sampler, default=None
         Optional balancing step (e.g. :class:`~spectclf.VolumeRandomOverSampler`),
         named ``"balance"``.
-    class_weight : None, "balanced" or dict, default="balanced"
-        The classifier's loss weights. "balanced" was chosen on the four robustness
+    class_weight : "auto", None, "balanced" or dict, default="auto"
+        The classifier's loss weights. ``"auto"``: ``"balanced"`` without a
+        ``sampler``, None with one (a sampler already balances the stages; both
+        would over-correct). "balanced" was chosen on the four robustness
         cohorts (``benchmarks/robustness.py``): against no weighting it kept the
         balanced accuracy (within 0.015 on every cohort) and raised stage-4 recall
         on two of them (0.73 -> 0.80), never lowering it; on the demo cohort alone it
@@ -69,6 +71,8 @@ def make_default_pipeline(
     StriatumCrop()
     """
     shape = tuple(int(s) for s in shape)
+    if isinstance(class_weight, str) and class_weight == "auto":
+        class_weight = "balanced" if sampler is None else None
     crop_step = "passthrough"
     if isinstance(crop, str):
         if crop != "striatum":

@@ -46,6 +46,19 @@ def test_learns_separable_stages(separable):
     assert losses[-1] < losses[0]
 
 
+def test_default_pipeline_balances_once():
+    from spectclf import VolumeRandomOverSampler
+
+    def weight(pipe):
+        return pipe.named_steps["clf"].class_weight
+
+    assert weight(make_default_pipeline()) == "balanced"
+    # a sampler already balances the stages: no loss weights on top
+    assert weight(make_default_pipeline(sampler=VolumeRandomOverSampler())) is None
+    assert weight(make_default_pipeline(class_weight=None)) is None
+    assert make_default_pipeline().named_steps["clf"].max_epochs == 40
+
+
 def test_labels_probabilities_and_attributes(fitted, small_phantoms):
     d = small_phantoms
     assert fitted.classes_.tolist() == [1, 2, 3, 4]
