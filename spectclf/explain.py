@@ -159,10 +159,11 @@ def grad_cam(
     method : {"integrated", "guided", "gradcam", "gradient"}, default="integrated"
         ``"integrated"``: integrated gradients of the class score along the straight
         path from a uniform volume at the input's non-specific brain level
-        (:func:`spectclf.anatomy.locate_striatum`) to the input, ``steps`` points; the positive part (voxels whose
-        deviation from background *raised* the score), then a 3x3x3 median filter
-        that removes isolated hot voxels. ``"gradcam"``: plain Grad-CAM, as coarse
-        as the explained layer (1/16 of the input for ``ResNet3D``'s last stage);
+        (:func:`spectclf.anatomy.locate_striatum`) to the input, ``steps`` points;
+        the positive part (voxels whose deviation from background *raised* the
+        score), then a 3x3x3 median filter that removes isolated hot voxels.
+        ``"gradcam"``: plain Grad-CAM, as coarse as the explained layer (1/16 of
+        the input for ``ResNet3D``'s last stage);
         ``"gradient"``: the magnitude of the input gradient, smoothed by a 1-voxel
         Gaussian; ``"guided"``: Grad-CAM times the gradient (Guided Grad-CAM). Raw
         gradients of ``ResNet3D`` peak on single voxels where the global max-pooling
@@ -175,7 +176,8 @@ def grad_cam(
         ``module_.named_modules()``, e.g. ``"layers.2"`` for the third stage of
         ``ResNet3D``). None takes the network's ``features()`` map (the networks'
         contract, see :mod:`spectclf.nets`), or the last ``Conv3d`` of a network
-        without it: most class-specific, but coarsest.
+        without it: most class-specific, but coarsest. Used by ``"gradcam"`` and
+        ``"guided"`` only.
     batch_size : int, default=8
     steps : int, default=16
         Path points of ``"integrated"`` (cost: ``steps`` forward and backward
