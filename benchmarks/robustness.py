@@ -8,7 +8,7 @@ by patient (5 folds, the same folds for every model). Results go to
 ``benchmarks/results/robustness.json`` and a Markdown table on stdout.
 
 Run: ``nox -s robustness`` or ``python benchmarks/robustness.py [--quick]
-[--models default,balanced,sbr] [--cohorts whole_head,slab_90mm,...]``.
+[--models default,unweighted,ordinal,calibrated,ensemble,hybrid,sbr] [--cohorts whole_head,slab_90mm,...]``.
 """
 
 from __future__ import annotations
@@ -66,22 +66,17 @@ def _cnn(rs, epochs, **params):
 
 
 MODELS = {
-    # the library's default (class_weight="balanced" since 0.2), and without weights
+    # the library's default (class-balanced loss since 0.2), and without weights
     "default": lambda rs, epochs: _cnn(rs, epochs),
     "unweighted": lambda rs, epochs: _cnn(rs, epochs, class_weight=None),
-    "balanced": lambda rs, epochs: _cnn(rs, epochs, class_weight="balanced"),
-    # issue 12's variants, all class-balanced
-    "ordinal": lambda rs, epochs: _cnn(
-        rs, epochs, class_weight="balanced", criterion="corn"
-    ),
-    "calibrated": lambda rs, epochs: _cnn(
-        rs, epochs, class_weight="balanced", calibration="temperature"
-    ),
+    # issue 12's variants of the default (so class-balanced too)
+    "ordinal": lambda rs, epochs: _cnn(rs, epochs, criterion="corn"),
+    "calibrated": lambda rs, epochs: _cnn(rs, epochs, calibration="temperature"),
     "ensemble": lambda rs, epochs: StageEnsemble(
-        _cnn(rs, epochs, class_weight="balanced"), cv=3, random_state=rs
+        _cnn(rs, epochs), cv=3, random_state=rs
     ),
     "hybrid": lambda rs, epochs: HybridSBRClassifier(
-        _cnn(rs, epochs, class_weight="balanced"), cv=2, random_state=rs
+        _cnn(rs, epochs), cv=2, random_state=rs
     ),
     "sbr": lambda rs, epochs: make_sbr_baseline(random_state=rs),
 }
