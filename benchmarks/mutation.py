@@ -169,6 +169,20 @@ MUTATIONS = [
         "",
         "tests/test_datasets.py -k masks",
     ),
+    (
+        "calibrated resamples draw 'correct' with 1 - confidence",
+        "spectclf/metrics.py",
+        "correct = rng.random((n_resamples, len(conf))) < conf",
+        "correct = rng.random((n_resamples, len(conf))) > conf",
+        "tests/test_metrics.py",
+    ),
+    (
+        "the sampling floor forgets the bin weights",
+        "spectclf/metrics.py",
+        "* counts[used] / len(conf)",
+        "/ used.sum()",
+        "tests/test_metrics.py",
+    ),
 ]
 
 

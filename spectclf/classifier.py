@@ -48,6 +48,11 @@ from spectclf.patient_groups import (
 
 __all__ = ["Spect3DClassifier"]
 
+#: Training epochs of the default classifier, shared by ``build_model`` and the CLI.
+#: Chosen on the robustness cohorts: 40 epochs with the cosine schedule match 60 in
+#: balanced accuracy at 2/3 of the time (benchmarks/README.md).
+DEFAULT_MAX_EPOCHS = 40
+
 #: Prefixes routed to skorch, as in ``module__width=8`` or ``optimizer__betas=...``.
 ROUTED_PREFIXES = (
     "module__",
@@ -213,7 +218,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         module="resnet3d",
-        max_epochs: int = 40,
+        max_epochs: int = DEFAULT_MAX_EPOCHS,
         lr: float = 3e-3,
         batch_size: int = 8,
         optimizer="adamw",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectclf.classifier import DEFAULT_MAX_EPOCHS
 from spectclf.exceptions import SpectclfError, UsageError
 from spectclf.io import DEFAULT_COLOR, DEFAULT_COLORMAP
 from spectclf.workflows import MODELS
@@ -89,8 +90,8 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs",
         type=int,
-        default=40,
-        help="training epochs of the CNN (default: 40)",
+        default=DEFAULT_MAX_EPOCHS,
+        help=f"training epochs of the CNN (default: {DEFAULT_MAX_EPOCHS})",
     )
     p.add_argument(
         "--shape",

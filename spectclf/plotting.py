@@ -158,16 +158,22 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     """Reliability diagram: accuracy against confidence of the top-stage prediction.
 
     A calibrated model's dots lie on the diagonal; dots below it are over-confident.
-    Bar heights below show how many patients fall in each confidence bin.
+    The grey band is where 90 % of the dots of a *perfectly calibrated* model with
+    the same confidences would fall on this many patients (consistency resampling):
+    dots inside it are no evidence of miscalibration. Bar heights below show how many
+    patients fall in each confidence bin.
     """
-    from spectclf.metrics import expected_calibration_error
+    from spectclf.metrics import (
+        _confidence_bins,
+        calibrated_resamples,
+        expected_calibration_error,
+    )
 
     plt = _plt()
     proba = np.asarray(proba, dtype=float)
     classes = np.asarray(classes)
-    conf = proba.max(axis=1)
+    conf, bins = _confidence_bins(proba, n_bins)
     correct = classes[np.argmax(proba, axis=1)] == np.asarray(y_true)
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
     fig, (ax, axn) = plt.subplots(
         2,
         1,
@@ -178,6 +184,16 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     )
     ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect calibration")
     used = np.unique(bins)
+    accuracy, floor = calibrated_resamples(proba, n_bins=n_bins)
+    low, high = np.nanpercentile(accuracy[:, used], [5, 95], axis=0)
+    ax.vlines(
+        [conf[bins == b].mean() for b in used],
+        low,
+        high,
+        color="0.75",
+        lw=6,
+        label="90 % range if calibrated",
+    )
     ax.plot(
         [conf[bins == b].mean() for b in used],
         [correct[bins == b].mean() for b in used],
@@ -187,7 +203,11 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     )
     ece = expected_calibration_error(y_true, proba, classes, n_bins=n_bins)
     ax.set_ylabel("accuracy in bin")
-    ax.set_title(f"Reliability, out-of-fold (ECE {ece:.3f})")
+    ax.set_title(
+        f"Reliability, out-of-fold: ECE {ece:.3f}\n(a calibrated model would "
+        f"score ~{floor.mean():.3f} on this sample)",
+        fontsize="medium",
+    )
     ax.legend(loc="upper left")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)

@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch
 
+from spectclf.classifier import DEFAULT_MAX_EPOCHS
 from spectclf.exceptions import UsageError
 from spectclf.explain import grad_cam
 from spectclf.metrics import stage_report
@@ -48,7 +49,7 @@ def build_model(
     model: str = "cnn",
     *,
     shape: Sequence[int] = (32, 64, 64),
-    epochs: int = 40,
+    epochs: int = DEFAULT_MAX_EPOCHS,
     class_weight: str | None = "balanced",
     random_state=0,
     device: str = "auto",
