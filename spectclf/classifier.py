@@ -88,7 +88,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         Training loss; further options as ``criterion__*``. ``class_weight`` is
         passed as the loss's ``weight``. ``"corn"`` is ordinal: the network predicts
         ``P(stage > k | stage >= k)`` for each threshold ``k`` and the class
-        probabilities are their products (:class:`spectclf._skorch_net.CornLoss`), so
+        probabilities are their products (``CornLoss``), so
         predictions respect the order of the stages.
     lr_schedule : {"cosine", None}, default="cosine"
         Cosine annealing of the learning rate over ``max_epochs``, or a constant rate.
@@ -106,7 +106,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         without groups each row counts as its own patient (identical rows are kept
         together) and a :class:`~spectclf.exceptions.PatientLeakageWarning` says how
         to pass them through the wrapper in use. None: no validation, unless
-        ``early_stopping`` asks for it (then 0.2).
+        ``early_stopping`` or ``calibration`` asks for it (then 0.2).
     early_stopping : bool, default=False
         Stop when ``valid_loss`` has not improved for ``n_iter_no_change`` epochs and
         restore the best weights.
@@ -114,7 +114,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         Patience of early stopping.
     precision : {"fp32", "bf16", "auto"}, default="fp32"
         ``"bf16"`` runs forward passes under bfloat16 autocast (weights, optimizer and
-        loss stay float32): about 2.5x faster training on CPUs with native bf16
+        loss stay float32): about 1.6x faster training on CPUs with native bf16
         (AVX-512 bf16 / AMX), but *not bit-for-bit repeatable* on the CPU (oneDNN's
         bf16 kernels differ between runs by ~1e-5). ``"auto"`` picks bf16 where the
         hardware runs it natively, else fp32. The default keeps ``random_state``

@@ -27,7 +27,7 @@ def _log(msg: str) -> None:
 
 
 # -- shared option groups ----------------------------------------------------------
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_training(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--random-state",
         type=int,
@@ -39,6 +39,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: auto)",
     )
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--verbose",
         type=int,
@@ -338,7 +341,8 @@ def cmd_tune(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    """Grad-CAM for patient folders: montage PNG and saliency .npy."""
+    """Saliency maps (integrated gradients) for patient folders: montage PNG and
+    saliency .npy."""
     from spectclf.workflows import explain_patients
 
     res = explain_patients(
@@ -359,6 +363,7 @@ def _command(sub, name, func, help_, *, data=False, model=False):
         _add_data(p)
     if model:
         _add_model(p)
+        _add_training(p)
     _add_common(p)
     p.set_defaults(func=func)
     return p
@@ -452,7 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data_dir")
     p.add_argument("--trials", type=int, default=20)
-    p.add_argument("--cv", type=int, default=3, help="inner folds (default: 3)")
+    p.add_argument(
+        "--cv",
+        type=int,
+        default=3,
+        help="patient-grouped folds that score each trial (default: 3)",
+    )
     p.add_argument(
         "--storage",
         default=None,

@@ -6,7 +6,7 @@ the last convolutional feature map and ``classify(features)`` the logits, so tha
 their last ``Conv3d``.
 
 ``ResNet3D`` (registered as ``"resnet3d"``) is the default: a compact residual network
-with global average pooling, so any input size works. ``SeedCNN`` (``"seed_cnn"``) is the
+with global average and max pooling, so any input size works. ``SeedCNN`` (``"seed_cnn"``) is the
 plain baseline a newcomer would write, kept as a reference point for benchmarks. With
 MONAI installed, ``"monai_resnet10"`` and ``"monai_densenet121"`` are available too.
 """
@@ -60,8 +60,8 @@ class ResNet3D(nn.Module):
     """Compact 3-D ResNet for small cohorts.
 
     A stride-2 stem, four stages of residual blocks (widths ``width * (1, 2, 4, 8)``,
-    stride 2 from the second stage on), global average pooling, dropout and a linear
-    head. With the defaults it has about 0.9 M parameters.
+    stride 2 from the second stage on), global average and max pooling (concatenated),
+    dropout and a linear head. With the defaults it has about 0.9 M parameters.
 
     Parameters
     ----------

@@ -169,7 +169,7 @@ def write_report(
     title : str
     montage : dict, default=None
         ``{"X": volumes, "y": stages, "saliency": maps or None, "patients": ids}`` for
-        the slice montage with Grad-CAM overlays.
+        the slice montage with saliency overlays.
     baseline : Bunch, default=None
         A second :func:`~spectclf.evaluate` result (e.g. the SBR baseline) shown side
         by side in the summary table.

@@ -225,7 +225,7 @@ def tune(
     n_trials: int = 20,
     search_space: Callable[[optuna.Trial], dict] | None = None,
     cv=5,
-    scoring: str | Callable = "balanced_accuracy",
+    scoring: str = "balanced_accuracy",
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
     timeout: float | None = None,

@@ -140,7 +140,7 @@ def evaluate_and_report(
 
     The chain the ``spectclf evaluate`` and ``spectclf demo`` commands run: patient-
     grouped CV of ``model`` -> the SBR baseline on the same folds -> (optionally) a
-    final fit on all patients, saved as ``model.safetensors`` with Grad-CAM of one
+    final fit on all patients, saved as ``model.safetensors`` with saliency maps of one
     patient per stage -> ``index.html``, ``metrics.json``, ``predictions.csv`` and
     plots in ``out_dir``.
 
@@ -159,7 +159,7 @@ def evaluate_and_report(
     baseline : bool, default=True
         Also cross-validate the SBR baseline on the same folds.
     final_fit : bool, default=False
-        Fit on all patients, save the model and add a Grad-CAM montage.
+        Fit on all patients, save the model and add a saliency montage.
     load_options : dict, default=None
         How the data was loaded (``color``, ``colormap``...), stored in the model
         file so ``predict`` reads new patients the same way.
@@ -358,7 +358,8 @@ def predict_patients(
 def explain_patients(
     model_file, data_dir, out_dir, *, trust_pickle: bool = False, verbose: int = 1
 ) -> Bunch:
-    """Grad-CAM saliency of a saved CNN for patient folders: PNG montage and ``.npy``.
+    """Saliency maps (:func:`~spectclf.grad_cam`, integrated gradients by default) of a
+    saved CNN for patient folders: PNG montage and ``.npy``.
 
     Returns
     -------
@@ -387,7 +388,7 @@ def explain_patients(
         patient_ids=data.groups,
         title="Predicted stage and saliency",
     )
-    png = out / save_figure(fig, out / "gradcam.png")
+    png = out / save_figure(fig, out / "saliency.png")
     for pid, p in zip(data.groups, pred, strict=True):
         _log(f"{pid}: predicted stage {p}", verbose)
     return Bunch(patients=data.groups, y_pred=pred, saliency=sal, files=[npy, png])

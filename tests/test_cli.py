@@ -99,7 +99,7 @@ def test_train_predict_explain(cohort_dir, tmp_path):
         == 0
     )
     assert np.load(out / "saliency.npy").shape == (1, 5, 10, 10)  # cropped
-    assert (out / "gradcam.png").exists()
+    assert (out / "saliency.png").exists()
 
 
 def test_tune_command(cohort_dir, tmp_path):
