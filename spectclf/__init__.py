@@ -36,7 +36,7 @@ from spectclf.workflows import (
     train_and_save,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "__version__",
