@@ -119,11 +119,10 @@ def build_cohort(name: str, root: Path, n_per_stage, shape, seed: int):
 def run(args, path: Path) -> dict:
     """Cross-validate every model on every cohort.
 
-    Rows are merged into the results already in ``path`` (one file per mode, so runs
-    of single models or cohorts add up to one table) and the file is rewritten after
-    each model: an interrupted run keeps what it finished.
+    Each row is merged into the results in ``path`` as soon as it is measured (one
+    file per mode, so runs of single models or cohorts add up to one table, and an
+    interrupted run keeps what it finished).
     """
-    stored = json.loads(path.read_text()) if path.exists() else {}
     results = {}
     for cohort in args.cohorts:
         t0 = time.perf_counter()
@@ -134,7 +133,6 @@ def run(args, path: Path) -> dict:
             flush=True,
         )
         results[cohort] = {"load_s": round(time.perf_counter() - t0, 1)}
-        stored.setdefault(cohort, {})
         for model in args.models:
             t0 = time.perf_counter()
             res = evaluate(
@@ -168,7 +166,10 @@ def run(args, path: Path) -> dict:
             }
             row["time_s"] = round(time.perf_counter() - t0, 1)
             row["peak_rss_mb"] = round(peak, 1)
-            results[cohort][model] = stored[cohort][model] = row
+            results[cohort][model] = row
+            # read again: another run may have added rows meanwhile
+            stored = json.loads(path.read_text()) if path.exists() else {}
+            stored.setdefault(cohort, {})[model] = row
             path.write_text(json.dumps(stored, indent=2))
             print(
                 f"  {model:>9}: bal.acc {_fmt(s['balanced_accuracy'])}, QWK "
@@ -187,22 +188,43 @@ def _fmt(s) -> str:
     return f"{s['mean']:.3f} [{lo:.2f}, {hi:.2f}]"
 
 
-def markdown(results: dict, models) -> str:
-    head = "| cohort | " + " | ".join(
-        f"{m} bal.acc | {m} QWK | {m} stage-4 recall" for m in models
-    )
-    lines = [head + " |", "|---" * (1 + 3 * len(models)) + "|"]
-    for cohort, row in results.items():
-        cells = []
-        for m in models:
-            if m in row:
-                r = row[m]
-                cells += [
-                    _fmt(r["balanced_accuracy"]),
-                    _fmt(r["qwk"]),
-                    _fmt(r["recall_stage_4"]),
-                ]
-        lines.append(f"| {cohort} | " + " | ".join(cells) + " |")
+def markdown(results: dict) -> str:
+    """One row per cohort and model: accuracy with 95 % CIs over folds, calibration
+    (per fold, pooled, and what a calibrated model would score on the pooled
+    patients), flagged-patient error rates and time."""
+    lines = [
+        "| cohort | model | bal. acc | QWK | stage-4 recall | ECE per fold | "
+        "ECE pooled (calibrated ~) | flagged: n, wrong / rest wrong | time s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = {name: i for i, name in enumerate([*COHORTS, *MODELS])}
+    for cohort in sorted(results, key=lambda c: order.get(c, len(order))):
+        rows = results[cohort]
+        for model in sorted(rows, key=lambda m: order.get(m, len(order))):
+            r = rows[model]
+            if not isinstance(r, dict):
+                continue
+            pooled = ""
+            if "ece_pooled" in r:
+                floor = r.get("ece_floor")
+                if floor is None and "oof" in r:
+                    floor = ece_sampling_floor(np.asarray(r["oof"]["proba"]))
+                pooled = f"{r['ece_pooled']:.3f}" + (
+                    f" ({floor:.3f})" if floor is not None else ""
+                )
+            flags = r.get("flags") or {}
+            flagged = ""
+            if flags.get("n_flagged"):
+                flagged = (
+                    f"{flags['n_flagged']}: {flags['error_flagged']:.2f} / "
+                    f"{flags['error_rest']:.2f}"
+                )
+            lines.append(
+                f"| {cohort} | {model} | {_fmt(r['balanced_accuracy'])} | "
+                f"{_fmt(r['qwk'])} | {_fmt(r['recall_stage_4'])} | "
+                f"{r['ece']['mean']:.3f} | {pooled} | {flagged} | "
+                f"{r['time_s']:.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -218,6 +240,11 @@ def main(argv=None) -> None:
     p.add_argument(
         "--quick", action="store_true", help="29 patients, 16x32x32, 5 epochs, 3 folds"
     )
+    p.add_argument(
+        "--table",
+        action="store_true",
+        help="print the table of every stored result and run nothing",
+    )
     args = p.parse_args(argv)
     args.cohorts = args.cohorts.split(",")
     args.models = args.models.split(",")
@@ -231,9 +258,12 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "quick" if args.quick else "full"
     path = args.out / f"robustness-{tag}.json"
+    if args.table:
+        print(markdown(json.loads(path.read_text())))
+        return
     results = run(args, path)
     print()
-    print(markdown(results, args.models))
+    print(markdown(results))
     print(f"\nwritten to {path}")
 
 

@@ -3,9 +3,15 @@
 Part 1 measures, per network and on the same input, training throughput
 (fwd + bwd + AdamW step), inference throughput, peak resident memory (each network in
 its own process), parameter count, FLOPs per volume (``FlopCounterMode``) and achieved
-GFLOP/s as a fraction of this machine's measured matmul GFLOP/s. Part 2 runs one
-patient-grouped 5-fold CV per model on the demo cohort. Ratios against a reference
-measured in the same run are what to compare across machines.
+GFLOP/s as a fraction of this machine's measured matmul GFLOP/s. Part 2 is the fit
+path end to end (``fit_path.py``): the seed's training loop, the network alone and
+``Spect3DClassifier().fit`` on the same data, and the default pipeline's inference
+time per patient. Part 3 runs a patient-grouped 5-fold CV of the default pipeline and
+the SBR baseline on the demo cohort (``--full``: bf16, the seed CNN, the imbalance
+variants and the first version too) and records the peak memory. Ratios against a
+reference measured in the same run are what to compare across machines.
+
+By default the run takes about 10 minutes on 2 CPU cores without AVX-512.
 
 Usage: ``python benchmarks/run_benchmarks.py [--quick] [--full] [--out DIR]``
 """
@@ -118,15 +124,24 @@ def run_child(name, shape, bf16, channels_last, steps) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def throughput_table(quick: bool) -> tuple[list[dict], dict]:
+def native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 natively (without it, bf16 is emulated and
+    slower than fp32: its rows are skipped)."""
+    from spectclf._skorch_net import resolve_precision
+
+    return resolve_precision("auto", "cpu") == "bf16"
+
+
+def throughput_table(quick: bool, with_monai: bool) -> tuple[list[dict], dict]:
     steps = 3 if quick else 8
-    ceiling = {
-        "fp32": matmul_gflops(torch.float32),
-        "bf16": matmul_gflops(torch.bfloat16),
-    }
+    bf16 = native_bf16()
+    ceiling = {"fp32": matmul_gflops(torch.float32)}
+    if bf16:
+        ceiling["bf16"] = matmul_gflops(torch.bfloat16)
     print(
-        f"matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, "
-        f"bf16 {ceiling['bf16']:.0f} GFLOP/s",
+        "matmul ceiling: "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in ceiling.items())
+        + ("" if bf16 else " (no native bf16 on this CPU: bf16 rows skipped)"),
         flush=True,
     )
     full, crop = (32, 64, 64), (20, 40, 40)
@@ -138,12 +153,15 @@ def throughput_table(quick: bool) -> tuple[list[dict], dict]:
         ("seed_cnn (cropped input)", "seed_cnn", crop, False, False),
         ("resnet3d default path (cropped, fp32, CL)", "resnet3d", crop, False, True),
     ]
-    try:
-        import monai  # noqa: F401
+    if not bf16:
+        cases = [c for c in cases if not c[3]]
+    if with_monai:
+        try:
+            import monai  # noqa: F401
 
-        cases.insert(4, ("monai_resnet10", "monai_resnet10", full, False, False))
-    except ImportError:
-        print("MONAI not installed: skipping monai_resnet10", flush=True)
+            cases.insert(4, ("monai_resnet10", "monai_resnet10", full, False, False))
+        except ImportError:
+            print("MONAI not installed: skipping monai_resnet10", flush=True)
     rows = []
     for label, name, shape, bf16, cl in cases:
         r = run_child(name, shape, bf16, cl, steps)
@@ -160,6 +178,33 @@ def throughput_table(quick: bool) -> tuple[list[dict], dict]:
     return rows, ceiling
 
 
+def fit_path_rows(quick: bool) -> dict:
+    """The fit path end to end (``fit_path.py``), in this run and process."""
+    from fit_path import classifier_fit, inference_ms_per_patient, network_only
+
+    n, epochs = (32, 2) if quick else (64, 3)
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 1, 32, 64, 64), dtype=np.float32)
+    y = np.tile(np.arange(4), n // 4).astype(np.int64)
+    rows = {
+        "seed's approach (plain loop, its CNN, batch 16)": network_only(
+            X, y, epochs, 16, channels_last=False, seed_cnn=True
+        ),
+        "network alone (plain loop, ResNet3D, channels-last, fp32, batch 8)": (
+            network_only(X, y, epochs, BATCH)
+        ),
+        "Spect3DClassifier().fit (defaults)": classifier_fit(X, y, epochs, BATCH),
+        "Spect3DClassifier(augment=False).fit": classifier_fit(
+            X, y, epochs, BATCH, augment=False
+        ),
+    }
+    for label, v in rows.items():
+        print(f"  {label:<68} {v:6.1f} vol/s", flush=True)
+    ms = inference_ms_per_patient(n)
+    print(f"  default pipeline inference: {ms:.0f} ms per patient", flush=True)
+    return {"volumes_per_s": rows, "inference_ms_per_patient": ms}
+
+
 def cv_table(quick: bool, full: bool) -> list[dict]:
     from spectclf import (
         VolumeRandomOverSampler,
@@ -170,44 +215,45 @@ def cv_table(quick: bool, full: bool) -> list[dict]:
     )
 
     data = load_demo()
-    epochs = 20 if quick else 60
+    # the classifier's own default (40) unless quick
+    epochs = {"max_epochs": 10} if quick else {}
     models = [
         ("SBR baseline (logistic regression)", make_sbr_baseline(0)),
-        (
-            "resnet3d default (fp32)",
-            make_default_pipeline(max_epochs=epochs, random_state=0),
-        ),
-        (
-            "resnet3d bf16",
-            make_default_pipeline(max_epochs=epochs, precision="bf16", random_state=0),
-        ),
-        (
-            "seed_cnn (same pipeline)",
-            make_default_pipeline(
-                max_epochs=epochs, module="seed_cnn", lr=1e-3, random_state=0
-            ),
-        ),
+        ("resnet3d default (fp32)", make_default_pipeline(random_state=0, **epochs)),
     ]
     if full:
+        epochs = epochs or {"max_epochs": 40}
+        if native_bf16():
+            models.append(
+                (
+                    "resnet3d bf16",
+                    make_default_pipeline(precision="bf16", random_state=0, **epochs),
+                )
+            )
         models += [
             (
-                "resnet3d + class_weight='balanced'",
+                "seed_cnn (same pipeline)",
                 make_default_pipeline(
-                    max_epochs=epochs, class_weight="balanced", random_state=0
+                    module="seed_cnn", lr=1e-3, random_state=0, **epochs
                 ),
+            ),
+            (
+                "resnet3d, no class weights",
+                make_default_pipeline(class_weight=None, random_state=0, **epochs),
             ),
             (
                 "resnet3d + random oversampling",
                 make_default_pipeline(
-                    max_epochs=epochs,
                     sampler=VolumeRandomOverSampler(random_state=0),
                     random_state=0,
+                    **epochs,
                 ),
             ),
             (
                 "resnet3d, no crop, avg pool, lr 1e-3, 30 ep (first version)",
                 make_default_pipeline(
                     crop=None,
+                    class_weight=None,
                     max_epochs=30,
                     lr=1e-3,
                     module__pool="avg",
@@ -231,6 +277,8 @@ def cv_table(quick: bool, full: bool) -> list[dict]:
         row = {
             "label": label,
             "wall_s": wall,
+            # peak resident memory of this process so far (Linux: KiB)
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             **{
                 k: s[k]["mean"]
                 for k in (
@@ -253,11 +301,11 @@ def cv_table(quick: bool, full: bool) -> list[dict]:
     return rows
 
 
-def to_markdown(speed, ceiling, cv) -> str:
+def to_markdown(speed, ceiling, fit_path, cv) -> str:
     lines = [
-        f"Matmul ceiling: fp32 {ceiling['fp32']:.0f} GFLOP/s, bf16 "
-        f"{ceiling['bf16']:.0f} GFLOP/s; batch {BATCH}; {torch.get_num_threads()} "
-        "threads.",
+        "Matmul ceiling: "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in ceiling.items())
+        + f"; batch {BATCH}; {torch.get_num_threads()} threads.",
         "",
         "| network | input | params | GFLOP/vol (fwd) | train vol/s | x seed_cnn "
         "| infer vol/s | GFLOP/s | % of ceiling | peak RSS MB |",
@@ -271,21 +319,40 @@ def to_markdown(speed, ceiling, cv) -> str:
             f"{r['train_gflop_s']:.0f} | {100 * r['ceiling_fraction']:.0f} % | "
             f"{r['peak_rss_mb']:.0f} |"
         )
+    if fit_path:
+        rates = fit_path["volumes_per_s"]
+        seed, net = list(rates.values())[:2]
+        lines += [
+            "",
+            "| fit path (64 volumes of 1x32x64x64, 3 epochs, one process) | "
+            "volumes/s | x the seed | share of the network alone |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {label} | {v:.1f} | {v / seed:.2f} | {v / net:.0%} |"
+            for label, v in rates.items()
+        ]
+        lines += [
+            "",
+            "Default pipeline inference (resize, normalise, locate and crop the "
+            f"striatum, network): {fit_path['inference_ms_per_patient']:.0f} ms per "
+            "30x64x64 patient volume.",
+        ]
     if cv:
         lines += [
             "",
             "| model (5-fold patient-grouped CV, demo cohort) | balanced acc "
-            "| QWK | macro F1 | stage-4 recall | MAE | wall s |",
-            "|---|---|---|---|---|---|---|",
+            "| QWK | macro F1 | stage-4 recall | MAE | wall s | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in cv:
             if "error" in r:
-                lines.append(f"| {r['label']} | failed: {r['error']} | | | | | |")
+                lines.append(f"| {r['label']} | failed: {r['error']} | | | | | | |")
                 continue
             lines.append(
                 f"| {r['label']} | {r['balanced_accuracy']:.3f} | {r['qwk']:.3f} | "
                 f"{r['f1_macro']:.3f} | {r['recall_stage_4']:.2f} | {r['mae']:.2f} | "
-                f"{r['wall_s']:.0f} |"
+                f"{r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} |"
             )
     return "\n".join(lines)
 
@@ -296,7 +363,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--full",
         action="store_true",
-        help="also CV the imbalance variants and the first version",
+        help="also MONAI's resnet10, and CV bf16, the seed CNN, the imbalance "
+        "variants and the first version",
     )
     p.add_argument("--skip-cv", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
@@ -322,7 +390,9 @@ def main(argv=None) -> int:
         )
         return 0
     print("== training / inference throughput ==", flush=True)
-    speed, ceiling = throughput_table(args.quick)
+    speed, ceiling = throughput_table(args.quick, with_monai=args.full)
+    print("== the fit path end to end ==", flush=True)
+    fit_path = fit_path_rows(args.quick)
     cv = []
     if not args.skip_cv:
         print("== patient-grouped 5-fold CV on the demo cohort ==", flush=True)
@@ -334,6 +404,7 @@ def main(argv=None) -> int:
             {
                 "ceiling_gflop_s": ceiling,
                 "speed": speed,
+                "fit_path": fit_path,
                 "cv": cv,
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
@@ -341,7 +412,7 @@ def main(argv=None) -> int:
             indent=2,
         )
     )
-    md = to_markdown(speed, ceiling, cv)
+    md = to_markdown(speed, ceiling, fit_path, cv)
     (out / "bench.md").write_text(md + "\n")
     print()
     print(md)
