@@ -9,7 +9,8 @@ by patient (5 folds, the same folds for every model). Results go to
 later runs are merged in) and a Markdown table on stdout.
 
 Run: ``nox -s robustness`` or ``python benchmarks/robustness.py [--quick]
-[--models default,unweighted,ordinal,calibrated,ensemble,hybrid,sbr] [--cohorts whole_head,slab_90mm,...]``.
+[--models default,unweighted,ordinal,calibrated,ensemble,hybrid,sbr]
+[--cohorts whole_head,slab_90mm,...]``; ``--table`` prints every stored row.
 """
 
 from __future__ import annotations

@@ -167,7 +167,8 @@ def grad_cam(
         ``"gradient"``: the magnitude of the input gradient, smoothed by a 1-voxel
         Gaussian; ``"guided"``: Grad-CAM times the gradient (Guided Grad-CAM). Raw
         gradients of ``ResNet3D`` peak on single voxels where the max half of its
-        average+max pooling routes them, often far from the striatum; integrated gradients do not. On
+        average+max pooling routes them, often far from the striatum; integrated
+        gradients do not. On
         phantoms (``benchmarks/saliency.py``) ``"integrated"`` puts 54-67 % of its
         mass on the striatum (5-8 % of the cropped block) and the others 9-23 %;
         on stage-4 scans, with little uptake left, much less.

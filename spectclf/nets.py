@@ -6,8 +6,8 @@ the last convolutional feature map and ``classify(features)`` the logits, so tha
 their last ``Conv3d``.
 
 ``ResNet3D`` (registered as ``"resnet3d"``) is the default: a compact residual network
-with global average and max pooling, so any input size works. ``SeedCNN`` (``"seed_cnn"``) is the
-plain baseline a newcomer would write, kept as a reference point for benchmarks. With
+with global average and max pooling, so any input size works. ``SeedCNN``
+(``"seed_cnn"``) is the plain baseline a newcomer would write, kept as a reference point for benchmarks. With
 MONAI installed, ``"monai_resnet10"`` and ``"monai_densenet121"`` are available too.
 """
 

@@ -184,18 +184,14 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     )
     ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect calibration")
     used = np.unique(bins)
+    mean_conf = [conf[bins == b].mean() for b in used]
     accuracy, floor = calibrated_resamples(proba, n_bins=n_bins)
     low, high = np.nanpercentile(accuracy[:, used], [5, 95], axis=0)
     ax.vlines(
-        [conf[bins == b].mean() for b in used],
-        low,
-        high,
-        color="0.75",
-        lw=6,
-        label="90 % range if calibrated",
+        mean_conf, low, high, color="0.75", lw=6, label="90 % range if calibrated"
     )
     ax.plot(
-        [conf[bins == b].mean() for b in used],
+        mean_conf,
         [correct[bins == b].mean() for b in used],
         "o-",
         color="C3",
