@@ -59,6 +59,23 @@ def classifier_fit(X, y, epochs, batch, **params) -> float:
     return len(X) * epochs / (time.perf_counter() - start)
 
 
+def measure_fit_path(X, y, epochs: int, batch: int) -> dict[str, float]:
+    """Volumes per second of the seed's loop (the reference, first), the network
+    alone (second), and the default fit with and without augmentation."""
+    return {
+        "seed's approach (plain loop, its CNN, batch 16)": network_only(
+            X, y, epochs, 16, channels_last=False, seed_cnn=True
+        ),
+        f"network alone (plain loop, ResNet3D, channels-last, fp32, batch {batch})": (
+            network_only(X, y, epochs, batch)
+        ),
+        "Spect3DClassifier().fit (defaults)": classifier_fit(X, y, epochs, batch),
+        "Spect3DClassifier(augment=False).fit": classifier_fit(
+            X, y, epochs, batch, augment=False
+        ),
+    }
+
+
 def inference_ms_per_patient(n: int) -> float:
     """Milliseconds per 30x64x64 patient volume through the whole default pipeline
     (resize, normalise, locate and crop the striatum, network)."""
@@ -82,31 +99,15 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(0)
     X = rng.random((args.n, 1, *args.shape), dtype=np.float32)
     y = np.tile(np.arange(4), args.n // 4).astype(np.int64)
-    seed = network_only(X, y, args.epochs, 16, channels_last=False, seed_cnn=True)
-    net = network_only(X, y, args.epochs, args.batch)
-    rows = [
-        ("the seed's approach (plain loop, its CNN, batch 16)", seed),
-        ("network alone (plain loop, channels-last, fp32)", net),
-    ]
-    rows.append(
-        (
-            "Spect3DClassifier().fit (defaults)",
-            classifier_fit(X, y, args.epochs, args.batch),
-        )
-    )
-    rows.append(
-        (
-            "Spect3DClassifier(augment=False).fit",
-            classifier_fit(X, y, args.epochs, args.batch, augment=False),
-        )
-    )
+    rows = measure_fit_path(X, y, args.epochs, args.batch)
+    seed, net = list(rows.values())[:2]
     print(
         f"input 1x{'x'.join(map(str, args.shape))}, {args.n} volumes, "
         f"{args.epochs} epochs, batch {args.batch}, {torch.get_num_threads()} threads"
     )
     print("| path | volumes/s | x the seed | share of the network alone |")
     print("|---|---|---|---|")
-    for name, v in rows:
+    for name, v in rows.items():
         print(f"| {name} | {v:.1f} | {v / seed:.2f} | {v / net:.0%} |")
     per = inference_ms_per_patient(args.n)
     print(f"\ndefault pipeline predict_proba: {per:.1f} ms per patient volume")

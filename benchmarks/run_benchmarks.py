@@ -11,7 +11,8 @@ the SBR baseline on the demo cohort (``--full``: bf16, the seed CNN, the imbalan
 variants and the first version too) and records the peak memory. Ratios against a
 reference measured in the same run are what to compare across machines.
 
-By default the run takes about 10 minutes on 2 CPU cores without AVX-512.
+By default the run takes about 6 minutes on 2 CPU cores without AVX-512 (8 with
+``nox -s bench`` creating its environment).
 
 Usage: ``python benchmarks/run_benchmarks.py [--quick] [--full] [--out DIR]``
 """
@@ -180,29 +181,23 @@ def throughput_table(quick: bool, with_monai: bool) -> tuple[list[dict], dict]:
 
 def fit_path_rows(quick: bool) -> dict:
     """The fit path end to end (``fit_path.py``), in this run and process."""
-    from fit_path import classifier_fit, inference_ms_per_patient, network_only
+    from fit_path import inference_ms_per_patient, measure_fit_path
 
     n, epochs = (32, 2) if quick else (64, 3)
     rng = np.random.default_rng(0)
     X = rng.random((n, 1, 32, 64, 64), dtype=np.float32)
     y = np.tile(np.arange(4), n // 4).astype(np.int64)
-    rows = {
-        "seed's approach (plain loop, its CNN, batch 16)": network_only(
-            X, y, epochs, 16, channels_last=False, seed_cnn=True
-        ),
-        "network alone (plain loop, ResNet3D, channels-last, fp32, batch 8)": (
-            network_only(X, y, epochs, BATCH)
-        ),
-        "Spect3DClassifier().fit (defaults)": classifier_fit(X, y, epochs, BATCH),
-        "Spect3DClassifier(augment=False).fit": classifier_fit(
-            X, y, epochs, BATCH, augment=False
-        ),
-    }
+    rows = measure_fit_path(X, y, epochs, BATCH)
     for label, v in rows.items():
         print(f"  {label:<68} {v:6.1f} vol/s", flush=True)
     ms = inference_ms_per_patient(n)
     print(f"  default pipeline inference: {ms:.0f} ms per patient", flush=True)
-    return {"volumes_per_s": rows, "inference_ms_per_patient": ms}
+    return {
+        "volumes": n,
+        "epochs": epochs,
+        "volumes_per_s": rows,
+        "inference_ms_per_patient": ms,
+    }
 
 
 def cv_table(quick: bool, full: bool) -> list[dict]:
@@ -324,7 +319,8 @@ def to_markdown(speed, ceiling, fit_path, cv) -> str:
         seed, net = list(rates.values())[:2]
         lines += [
             "",
-            "| fit path (64 volumes of 1x32x64x64, 3 epochs, one process) | "
+            f"| fit path ({fit_path['volumes']} volumes of 1x32x64x64, "
+            f"{fit_path['epochs']} epochs, one process) | "
             "volumes/s | x the seed | share of the network alone |",
             "|---|---|---|---|",
         ]
