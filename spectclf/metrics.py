@@ -113,17 +113,28 @@ def expected_calibration_error(y_true, proba, classes, *, n_bins: int = 10) -> f
     classes = np.asarray(classes)
     conf, bins = _confidence_bins(proba, n_bins)
     correct = classes[np.argmax(proba, axis=1)] == np.asarray(y_true)
-    ece = 0.0
-    for b in np.unique(bins):
-        m = bins == b
-        ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
+    _, _, ece = _binned_calibration(correct[None], conf, bins, n_bins)
+    return float(ece[0])
 
 
 def _confidence_bins(proba, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-label confidence of each row and its equal-width bin."""
     conf = np.asarray(proba, dtype=float).max(axis=1)
     return conf, np.minimum((conf * n_bins).astype(int), n_bins - 1)
+
+
+def _binned_calibration(correct, conf, bins, n_bins: int):
+    """Mean confidence per bin, and per row of ``correct`` (shape ``(r, n)``) the
+    accuracy per bin (NaN where empty) and the ECE: the patient-weighted mean gap."""
+    counts = np.bincount(bins, minlength=n_bins)
+    used = counts > 0
+    mean_conf = np.full(n_bins, np.nan)
+    mean_conf[used] = np.bincount(bins, conf, minlength=n_bins)[used] / counts[used]
+    hits = np.asarray(correct, dtype=float) @ (bins[:, None] == np.arange(n_bins))
+    accuracy = np.full(hits.shape, np.nan)
+    accuracy[:, used] = hits[:, used] / counts[used]
+    gaps = np.abs(accuracy[:, used] - mean_conf[used]) * counts[used] / len(conf)
+    return mean_conf, accuracy, gaps.sum(axis=1)
 
 
 def calibrated_resamples(
@@ -143,14 +154,8 @@ def calibrated_resamples(
     conf, bins = _confidence_bins(proba, n_bins)
     rng = np.random.default_rng(random_state)
     correct = rng.random((n_resamples, len(conf))) < conf
-    counts = np.bincount(bins, minlength=n_bins)
-    used = counts > 0
-    hits = correct.astype(float) @ (bins[:, None] == np.arange(n_bins))
-    mean_conf = np.bincount(bins, conf, minlength=n_bins)[used] / counts[used]
-    accuracy = np.full((n_resamples, n_bins), np.nan)
-    accuracy[:, used] = hits[:, used] / counts[used]
-    gaps = np.abs(accuracy[:, used] - mean_conf) * counts[used] / len(conf)
-    return accuracy, gaps.sum(axis=1)
+    _, accuracy, ece = _binned_calibration(correct, conf, bins, n_bins)
+    return accuracy, ece
 
 
 def ece_sampling_floor(

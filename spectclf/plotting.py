@@ -164,9 +164,9 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     patients fall in each confidence bin.
     """
     from spectclf.metrics import (
+        _binned_calibration,
         _confidence_bins,
         calibrated_resamples,
-        expected_calibration_error,
     )
 
     plt = _plt()
@@ -184,20 +184,14 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     )
     ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect calibration")
     used = np.unique(bins)
-    mean_conf = [conf[bins == b].mean() for b in used]
+    mean_conf, observed, ece = _binned_calibration(correct[None], conf, bins, n_bins)
     accuracy, floor = calibrated_resamples(proba, n_bins=n_bins)
     low, high = np.nanpercentile(accuracy[:, used], [5, 95], axis=0)
     ax.vlines(
-        mean_conf, low, high, color="0.75", lw=6, label="90 % range if calibrated"
+        mean_conf[used], low, high, color="0.75", lw=6, label="90 % range if calibrated"
     )
-    ax.plot(
-        mean_conf,
-        [correct[bins == b].mean() for b in used],
-        "o-",
-        color="C3",
-        label="model",
-    )
-    ece = expected_calibration_error(y_true, proba, classes, n_bins=n_bins)
+    ax.plot(mean_conf[used], observed[0, used], "o-", color="C3", label="model")
+    ece = ece[0]
     ax.set_ylabel("accuracy in bin")
     ax.set_title(
         f"Reliability, out-of-fold: ECE {ece:.3f}\n(a calibrated model would "
