@@ -88,10 +88,25 @@ MODELS = {
 FLAG_THRESHOLD = 0.5
 
 
-def flagged_error_rates(res) -> dict:
+def ensemble_uncertainty(res, data) -> np.ndarray:
+    """Out-of-fold ``StageEnsemble.predict_uncertainty`` of every patient (``1 - max
+    mean probability + members' spread``), from the fold's fitted ensemble."""
+    rows = {str(g): i for i, g in enumerate(data.groups)}
+    out = np.zeros(len(res.patients))
+    for k, ens in enumerate(res.estimators):
+        test = np.flatnonzero(res.fold == k)
+        idx = [rows[str(p)] for p in res.patients[test]]
+        out[test] = ens.predict_uncertainty(data.X[idx])
+    return out
+
+
+def flagged_error_rates(res, uncertainty=None) -> dict:
     """Error rate of the patients an uncertainty flag would send to a reader, and of
-    the rest (out-of-fold predictions)."""
-    uncertain = 1.0 - res.proba.max(axis=1) > FLAG_THRESHOLD
+    the rest (out-of-fold predictions). ``uncertainty`` defaults to ``1 - max
+    probability``."""
+    if uncertainty is None:
+        uncertainty = 1.0 - res.proba.max(axis=1)
+    uncertain = uncertainty > FLAG_THRESHOLD
     wrong = res.y_pred != res.y_true
 
     def rate(rows):
@@ -136,14 +151,17 @@ def run(args, path: Path) -> dict:
         results[cohort] = {"load_s": round(time.perf_counter() - t0, 1)}
         for model in args.models:
             t0 = time.perf_counter()
+            estimator = MODELS[model](args.seed, args.epochs)
+            spread = hasattr(estimator, "predict_uncertainty")
             res = evaluate(
-                MODELS[model](args.seed, args.epochs),
+                estimator,
                 data.X,
                 data.y,
                 data.groups,
                 cv=args.folds,
                 random_state=args.seed,
                 verbose=0,
+                return_estimators=spread,
             )
             # peak resident memory of this process so far (Linux: KiB)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -153,6 +171,11 @@ def run(args, path: Path) -> dict:
                 for k in ("balanced_accuracy", "qwk", "recall_stage_4", "ece", "mae")
             }
             row["flags"] = flagged_error_rates(res)
+            if spread:
+                # the ensemble's own flag: uncertainty plus the members' disagreement
+                row["flags_spread"] = flagged_error_rates(
+                    res, ensemble_uncertainty(res, data)
+                )
             # ECE of all out-of-fold predictions pooled: the per-fold ECE of ~33
             # patients is biased upwards by its few samples per bin
             row["ece_pooled"] = round(
@@ -189,6 +212,10 @@ def _fmt(s) -> str:
     return f"{s['mean']:.3f} [{lo:.2f}, {hi:.2f}]"
 
 
+def _rate(r) -> str:
+    return "-" if r is None else f"{r:.2f}"
+
+
 def markdown(results: dict) -> str:
     """One row per cohort and model: accuracy with 95 % CIs over folds, calibration
     (per fold, pooled, and what a calibrated model would score on the pooled
@@ -213,13 +240,15 @@ def markdown(results: dict) -> str:
                 pooled = f"{r['ece_pooled']:.3f}" + (
                     f" ({floor:.3f})" if floor is not None else ""
                 )
-            flags = r.get("flags") or {}
-            flagged = ""
-            if flags.get("n_flagged"):
-                flagged = (
-                    f"{flags['n_flagged']}: {flags['error_flagged']:.2f} / "
-                    f"{flags['error_rest']:.2f}"
+            flagged = "; ".join(
+                f"{label}{f['n_flagged']}: {_rate(f['error_flagged'])} / "
+                f"{_rate(f['error_rest'])}"
+                for label, f in (
+                    ("", r.get("flags")),
+                    ("spread ", r.get("flags_spread")),
                 )
+                if f and f.get("n_flagged")
+            )
             lines.append(
                 f"| {cohort} | {model} | {_fmt(r['balanced_accuracy'])} | "
                 f"{_fmt(r['qwk'])} | {_fmt(r['recall_stage_4'])} | "
