@@ -73,6 +73,8 @@ MODELS = {
     "unweighted": lambda rs, epochs: _cnn(rs, epochs, class_weight=None),
     # issue 12's variants of the default (so class-balanced too)
     "ordinal": lambda rs, epochs: _cnn(rs, epochs, criterion="corn"),
+    # logit adjustment instead of class weights (issue 10's stage-4 recall)
+    "logit_adjusted": lambda rs, epochs: _cnn(rs, epochs, criterion="logit_adjusted"),
     "calibrated": lambda rs, epochs: _cnn(rs, epochs, calibration="temperature"),
     "ensemble": lambda rs, epochs: StageEnsemble(
         _cnn(rs, epochs), cv=3, random_state=rs

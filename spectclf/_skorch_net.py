@@ -23,6 +23,7 @@ from spectclf.exceptions import TrainingDivergedError
 __all__ = [
     "CRITERIA",
     "CornLoss",
+    "LogitAdjustedLoss",
     "corn_probabilities",
     "OPTIMIZERS",
     "EpochProgress",
@@ -84,8 +85,46 @@ def corn_probabilities(logits: torch.Tensor) -> torch.Tensor:
     return (upper - lower).clamp_min(0.0)
 
 
+class LogitAdjustedLoss(torch.nn.Module):
+    """Logit-adjusted cross-entropy (Menon et al., "Long-tail learning via logit
+    adjustment", ICLR 2021).
+
+    Training adds ``tau * log(prior)`` to the logits before the softmax, so a rare
+    class must win by a larger margin; prediction uses the raw logits, whose softmax
+    then estimates the stage probabilities under *equal* priors (the Bayes rule for
+    balanced accuracy). An alternative to ``class_weight="balanced"``, which scales the
+    loss instead of the margin.
+
+    Parameters
+    ----------
+    log_prior : tensor of shape (K,), default=None
+        Log class frequencies of the training set (set by the classifier); None is
+        plain cross-entropy.
+    tau : float, default=1.0
+        Strength of the adjustment.
+    weight : tensor of shape (K,), default=None
+        Per-class loss weights (``class_weight``), applied as well.
+    """
+
+    def __init__(self, log_prior=None, tau=1.0, weight=None):
+        super().__init__()
+        self.log_prior = log_prior
+        self.tau = tau
+        self.weight = weight
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.log_prior is not None:
+            logits = logits + self.tau * self.log_prior.to(logits.device, logits.dtype)
+        weight = None if self.weight is None else self.weight.to(logits.device)
+        return torch.nn.functional.cross_entropy(logits, y.long(), weight=weight)
+
+
 #: Losses by name; ``criterion=`` also takes a ``torch.nn.Module`` class.
-CRITERIA = {"cross_entropy": torch.nn.CrossEntropyLoss, "corn": CornLoss}
+CRITERIA = {
+    "cross_entropy": torch.nn.CrossEntropyLoss,
+    "corn": CornLoss,
+    "logit_adjusted": LogitAdjustedLoss,
+}
 
 
 def resolve_precision(precision: str, device: str) -> str:

@@ -89,7 +89,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         passed as the loss's ``weight``. ``"corn"`` is ordinal: the network predicts
         ``P(stage > k | stage >= k)`` for each threshold ``k`` and the class
         probabilities are their products (``CornLoss``), so
-        predictions respect the order of the stages.
+        predictions respect the order of the stages. ``"logit_adjusted"`` adds
+        ``tau * log(training stage frequency)`` to the logits in the loss only
+        (``LogitAdjustedLoss``, ``criterion__tau``, default 1): rare stages need a wider
+        margin, and the predicted probabilities assume equal stage priors, as
+        ``class_weight="balanced"`` does by reweighting.
     lr_schedule : {"cosine", None}, default="cosine"
         Cosine annealing of the learning rate over ``max_epochs``, or a constant rate.
     class_weight : None, "balanced" or dict, default=None
@@ -450,6 +454,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         weight = self._class_weights(y_enc)
         if weight is not None:
             routed["criterion__weight"] = weight
+        if self.criterion == "logit_adjusted":
+            counts = np.bincount(y_enc, minlength=len(self.classes_)).clip(min=1)
+            routed["criterion__log_prior"] = torch.log(
+                torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
+            )
         return SpectNet(
             module=module_cls,
             criterion=CRITERIA.get(self.criterion, self.criterion),

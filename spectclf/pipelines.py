@@ -46,8 +46,9 @@ def make_default_pipeline(
         named ``"balance"``.
     class_weight : "auto", None, "balanced" or dict, default="auto"
         The classifier's loss weights. ``"auto"``: ``"balanced"`` without a
-        ``sampler``, None with one (a sampler already balances the stages; both
-        would over-correct). "balanced" was chosen on the four robustness
+        ``sampler``, None with one or with ``criterion="logit_adjusted"`` (a
+        sampler or the adjusted loss already balances the stages; both would
+        over-correct). "balanced" was chosen on the four robustness
         cohorts (``benchmarks/robustness.py``): against no weighting it kept the
         balanced accuracy (within 0.015 on every cohort) and raised stage-4 recall
         on two of them (0.73 -> 0.80), never lowering it; on the demo cohort alone it
@@ -72,7 +73,10 @@ def make_default_pipeline(
     """
     shape = tuple(int(s) for s in shape)
     if isinstance(class_weight, str) and class_weight == "auto":
-        class_weight = "balanced" if sampler is None else None
+        rebalanced = sampler is not None or (
+            classifier_params.get("criterion") == "logit_adjusted"
+        )
+        class_weight = None if rebalanced else "balanced"
     crop_step = "passthrough"
     if isinstance(crop, str):
         if crop != "striatum":

@@ -56,6 +56,8 @@ def test_default_pipeline_balances_once():
     # a sampler already balances the stages: no loss weights on top
     assert weight(make_default_pipeline(sampler=VolumeRandomOverSampler())) is None
     assert weight(make_default_pipeline(class_weight=None)) is None
+    # so does the logit-adjusted loss
+    assert weight(make_default_pipeline(criterion="logit_adjusted")) is None
     assert make_default_pipeline().named_steps["clf"].max_epochs == 40
 
 

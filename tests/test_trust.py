@@ -14,7 +14,7 @@ from spectclf import (
     StageEnsemble,
     make_spect_phantoms,
 )
-from spectclf._skorch_net import CornLoss, corn_probabilities
+from spectclf._skorch_net import CornLoss, LogitAdjustedLoss, corn_probabilities
 from spectclf.anatomy import locate_striatum
 from spectclf.exceptions import PatientLeakageError
 from spectclf.metrics import expected_calibration_error
@@ -52,6 +52,30 @@ def test_corn_loss_and_probabilities_by_hand():
         + bce(logits[0], torch.tensor([1.0, 1.0, 0.0]), reduction="sum")
     ) / 4
     torch.testing.assert_close(loss, by_hand)
+
+
+def test_logit_adjusted_loss_shifts_the_margin_by_the_training_priors():
+    # 9 : 3 training stages -> log priors log(0.75), log(0.25)
+    X = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    y = np.array([1] * 9 + [4] * 3)
+    clf = Spect3DClassifier(criterion="logit_adjusted", max_epochs=1, **FAST).fit(X, y)
+    loss = clf.net_.criterion_
+    np.testing.assert_allclose(loss.log_prior.numpy(), np.log([0.75, 0.25]), rtol=1e-6)
+    logits = torch.tensor([[0.5, 0.2], [0.1, 0.9]])
+    target = torch.tensor([0, 1])
+    by_hand = -torch.log_softmax(logits + loss.log_prior, dim=1)[[0, 1], target].mean()
+    torch.testing.assert_close(loss(logits, target), by_hand)
+    # tau scales the adjustment; class weights still apply on top
+    half = LogitAdjustedLoss(loss.log_prior, tau=0.5, weight=torch.tensor([1.0, 3.0]))
+    weighted = torch.nn.functional.cross_entropy(
+        logits + 0.5 * loss.log_prior, target, weight=torch.tensor([1.0, 3.0])
+    )
+    torch.testing.assert_close(half(logits, target), weighted)
+    # prediction uses the raw logits: the adjustment is a training-time margin only
+    net = clf.module_.eval()
+    with torch.no_grad():
+        raw = torch.softmax(net(torch.as_tensor(X[:4]).reshape(4, 1, 1, 1, 3)), 1)
+    np.testing.assert_allclose(clf.predict_proba(X[:4]), raw.numpy(), atol=1e-5)
 
 
 def test_ordinal_classifier_is_a_distribution_that_respects_order():
