@@ -33,7 +33,11 @@ from spectclf import (
     make_spect_phantoms,
     write_slice_folders,
 )
-from spectclf.metrics import ece_sampling_floor, expected_calibration_error
+from spectclf.metrics import (
+    calibration_p_value,
+    ece_sampling_floor,
+    expected_calibration_error,
+)
 
 COHORTS = {
     # the demo's geometry: whole head, "hot" PNG slices
@@ -224,7 +228,7 @@ def markdown(results: dict) -> str:
     patients), flagged-patient error rates and time."""
     lines = [
         "| cohort | model | bal. acc | QWK | stage-4 recall | ECE per fold | "
-        "ECE pooled (calibrated ~) | flagged: n, wrong / rest wrong | time s |",
+        "ECE pooled (calibrated ~, p) | flagged: n, wrong / rest wrong | time s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     order = {name: i for i, name in enumerate([*COHORTS, *MODELS])}
@@ -235,12 +239,13 @@ def markdown(results: dict) -> str:
             if not isinstance(r, dict):
                 continue
             pooled = ""
-            if "ece_pooled" in r:
-                floor = r.get("ece_floor")
-                if floor is None and "oof" in r:
-                    floor = ece_sampling_floor(np.asarray(r["oof"]["proba"]))
-                pooled = f"{r['ece_pooled']:.3f}" + (
-                    f" ({floor:.3f})" if floor is not None else ""
+            if "oof" in r:
+                o = r["oof"]
+                proba = np.asarray(o["proba"])
+                classes = np.arange(1, proba.shape[1] + 1)
+                pooled = (
+                    f"{r['ece_pooled']:.3f} ({ece_sampling_floor(proba):.3f}, p "
+                    f"{calibration_p_value(o['y_true'], proba, classes):.2f})"
                 )
             flagged = "; ".join(
                 f"{label}{f['n_flagged']}: {_rate(f['error_flagged'])} / "

@@ -33,6 +33,7 @@ __all__ = [
     "Metric",
     "brier_score",
     "calibrated_resamples",
+    "calibration_p_value",
     "ece_sampling_floor",
     "expected_calibration_error",
     "get_metric",
@@ -183,6 +184,35 @@ def ece_sampling_floor(
         proba, n_bins=n_bins, n_resamples=n_resamples, random_state=random_state
     )
     return float(ece.mean())
+
+
+def calibration_p_value(
+    y_true, proba, classes, *, n_bins: int = 10, n_resamples: int = 1000, random_state=0
+) -> float:
+    """How often a *perfectly calibrated* model with these confidences scores an ECE
+    at least as high as the observed one on the same patients.
+
+    A small value (e.g. < 0.05) is evidence of miscalibration; a large one says the
+    observed ECE is what sampling alone produces on this many patients (see
+    :func:`calibrated_resamples`). A consistency-resampling test (Broecker & Smith
+    2007) of the top-label ECE.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> proba = np.tile([0.9, 0.1], (200, 1))
+    >>> calibration_p_value(np.ones(200), proba, [1, 2]) < 0.05  # 100 % right at 0.9
+    True
+    >>> y = np.r_[np.ones(180), np.full(20, 2)]  # 90 % right at 0.9
+    >>> calibration_p_value(y, proba, [1, 2]) > 0.5
+    True
+    """
+    observed = expected_calibration_error(y_true, proba, classes, n_bins=n_bins)
+    _, ece = calibrated_resamples(
+        proba, n_bins=n_bins, n_resamples=n_resamples, random_state=random_state
+    )
+    # compare with a little tolerance: identical ECEs may differ in the last bits
+    return float(np.mean(ece >= observed - 1e-12))
 
 
 def brier_score(y_true, proba, classes) -> float:

@@ -160,8 +160,10 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     A calibrated model's dots lie on the diagonal; dots below it are over-confident.
     The grey band is where 90 % of the dots of a *perfectly calibrated* model with
     the same confidences would fall on this many patients (consistency resampling):
-    dots inside it are no evidence of miscalibration. Bar heights below show how many
-    patients fall in each confidence bin.
+    dots inside it are no evidence of miscalibration. The title gives the ECE, the
+    ECE such a calibrated model would score, and how often it scores at least the
+    observed one (:func:`~spectclf.metrics.calibration_p_value`). Bar heights below
+    show how many patients fall in each confidence bin.
     """
     from spectclf.metrics import (
         _binned_calibration,
@@ -195,7 +197,7 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     ax.set_ylabel("accuracy in bin")
     ax.set_title(
         f"Reliability, out-of-fold: ECE {ece:.3f}\n(a calibrated model would "
-        f"score ~{floor.mean():.3f} on this sample)",
+        f"score ~{floor.mean():.3f} on this sample; p = {np.mean(floor >= ece - 1e-12):.2f})",
         fontsize="medium",
     )
     ax.legend(loc="upper left")

@@ -10,6 +10,7 @@ from sklearn.metrics import cohen_kappa_score
 from spectclf import stage_report
 from spectclf.metrics import (
     calibrated_resamples,
+    calibration_p_value,
     ece_sampling_floor,
     expected_calibration_error,
     get_scorers,
@@ -88,6 +89,27 @@ def test_ece_of_calibrated_predictions_averages_to_the_floor():
     assert np.mean(eces) == pytest.approx(ece_sampling_floor(proba), rel=0.1)
 
 
+def test_calibration_p_value_is_uniform_when_calibrated_and_small_when_not():
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.5, 1.0, 150)
+    proba = np.c_[conf, 1 - conf]
+    p_calibrated = np.array(
+        [
+            calibration_p_value(
+                np.where(rng.random(150) < conf, 0, 1), proba, [0, 1], n_resamples=400
+            )
+            for _ in range(200)
+        ]
+    )
+    # a valid test: about 10 % of calibrated samples fall below 0.1, half below 0.5
+    assert 0.04 < np.mean(p_calibrated < 0.1) < 0.18
+    assert 0.4 < np.mean(p_calibrated < 0.5) < 0.6
+    # over-confident: the truth only follows a softened confidence
+    truth = 0.5 + (conf - 0.5) * 0.5
+    y = np.where(rng.random(150) < truth, 0, 1)
+    assert calibration_p_value(y, proba, [0, 1]) < 0.01
+
+
 def test_calibrated_resamples_bins():
     proba = np.array([[0.95, 0.05]] * 30 + [[0.55, 0.45]] * 10)
     accuracy, ece = calibrated_resamples(proba, n_bins=10, n_resamples=500)
@@ -121,3 +143,4 @@ def test_reliability_diagram_draws_the_calibrated_range():
         assert x0 == x1 and lo < x0 < hi  # each range straddles the diagonal
     floor = ece_sampling_floor(proba)
     assert f"~{floor:.3f}" in ax.get_title()
+    assert f"p = {calibration_p_value(y, proba, [0, 1]):.2f}" in ax.get_title()
