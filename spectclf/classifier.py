@@ -26,18 +26,17 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import LRScheduler, ProgressBar
 
 from spectclf._skorch_net import (
-    CRITERIA,
     OPTIMIZERS,
     EpochProgress,
     FiniteLoss,
     FlaggedEarlyStopping,
     Interrupted,
     SpectNet,
-    corn_probabilities,
     resolve_precision,
 )
 from spectclf.augment import VolumeAugmenter, resolve_augment
 from spectclf.exceptions import TrainingDivergedError
+from spectclf.losses import CRITERIA, corn_probabilities
 from spectclf.nets import get_module
 from spectclf.patient_groups import (
     GroupedValidSplit,

@@ -14,9 +14,9 @@ from spectclf import (
     StageEnsemble,
     make_spect_phantoms,
 )
-from spectclf._skorch_net import CornLoss, LogitAdjustedLoss, corn_probabilities
 from spectclf.anatomy import locate_striatum
 from spectclf.exceptions import PatientLeakageError
+from spectclf.losses import CornLoss, LogitAdjustedLoss, corn_probabilities
 from spectclf.metrics import expected_calibration_error
 
 FAST = dict(module__width=4, random_state=0, verbose=0)
