@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import median_filter
 
 from spectclf.anatomy import locate_striatum
 from spectclf.patient_groups import final_estimator
@@ -70,13 +71,6 @@ def _smooth(vol: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     return out[:, 0]
 
 
-def _median_filter3(vol: torch.Tensor) -> torch.Tensor:
-    """3x3x3 median of ``(N, D, H, W)``: removes isolated hot voxels, keeps blobs."""
-    padded = F.pad(vol[:, None], (1, 1, 1, 1, 1, 1), mode="replicate")[:, 0]
-    patches = padded.unfold(1, 3, 1).unfold(2, 3, 1).unfold(3, 3, 1)
-    return patches.reshape(*vol.shape, 27).median(dim=-1).values
-
-
 def _integrated_gradients(module, x, target, steps: int) -> torch.Tensor:
     """Positive integrated gradients ``(N, D, H, W)`` from a uniform baseline at each
     volume's non-specific brain level, midpoint rule."""
@@ -93,7 +87,11 @@ def _integrated_gradients(module, x, target, steps: int) -> torch.Tensor:
             (grad,) = torch.autograd.grad(score, xa)
         total += grad.detach()
     attribution = (total / steps * (x - baseline)).sum(dim=1)
-    return _median_filter3(attribution.clamp_min(0))
+    # a 3x3x3 median removes the isolated hot voxels of max-pooling gradients
+    smooth = median_filter(
+        attribution.clamp_min(0).cpu().numpy(), size=(1, 3, 3, 3), mode="nearest"
+    )
+    return torch.from_numpy(smooth).to(x.device)
 
 
 def _gradient_map(module, x, target, hooked, method: str) -> torch.Tensor:
