@@ -33,6 +33,7 @@ from spectclf import (
     make_spect_phantoms,
     write_slice_folders,
 )
+from spectclf.ensemble import UNCERTAINTY_THRESHOLD
 from spectclf.metrics import (
     calibration_p_value,
     ece_sampling_floor,
@@ -89,10 +90,6 @@ MODELS = {
     "sbr": lambda rs, epochs: make_sbr_baseline(random_state=rs),
 }
 
-#: a patient is flagged when 1 - max(probability) exceeds this (as ``spectclf
-#: predict`` does with its default threshold)
-FLAG_THRESHOLD = 0.5
-
 
 def ensemble_uncertainty(res, data) -> np.ndarray:
     """Out-of-fold ``StageEnsemble.predict_uncertainty`` of every patient (``1 - max
@@ -108,11 +105,11 @@ def ensemble_uncertainty(res, data) -> np.ndarray:
 
 def flagged_error_rates(res, uncertainty=None) -> dict:
     """Error rate of the patients an uncertainty flag would send to a reader, and of
-    the rest (out-of-fold predictions). ``uncertainty`` defaults to ``1 - max
-    probability``."""
+    the rest (out-of-fold predictions), flagged as ``spectclf predict`` does.
+    ``uncertainty`` defaults to ``1 - max probability``."""
     if uncertainty is None:
         uncertainty = 1.0 - res.proba.max(axis=1)
-    uncertain = uncertainty > FLAG_THRESHOLD
+    uncertain = uncertainty > UNCERTAINTY_THRESHOLD
     wrong = res.y_pred != res.y_true
 
     def rate(rows):

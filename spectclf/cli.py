@@ -437,11 +437,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="K",
-        help="train K patient-grouped fold models; predictions then carry a "
-        "per-patient uncertainty and a 'check' flag",
+        help="train K patient-grouped fold models; their uncertainty then adds "
+        "the members' disagreement",
     )
 
-    p = _command(sub, "predict", cmd_predict, "predict stages of patient folders")
+    p = _command(
+        sub,
+        "predict",
+        cmd_predict,
+        "predict stages of patient folders (CSV: stage, probabilities, uncertainty, "
+        "colour residual, 'check' flag)",
+    )
     p.add_argument("model_file")
     p.add_argument("data_dir", help="a patient folder, or a folder of patient folders")
     p.add_argument("--out", default="predictions.csv")

@@ -17,7 +17,11 @@ from spectclf.exceptions import PatientLeakageError
 from spectclf.model_selection import PatientStratifiedGroupKFold
 from spectclf.patient_groups import fit_with_groups
 
-__all__ = ["HybridSBRClassifier", "StageEnsemble"]
+__all__ = ["HybridSBRClassifier", "StageEnsemble", "UNCERTAINTY_THRESHOLD"]
+
+#: A prediction is flagged for a reader above this uncertainty (``1 - max
+#: probability``, plus the members' spread for an ensemble).
+UNCERTAINTY_THRESHOLD = 0.5
 
 
 def _aligned_proba(estimator, X, classes) -> np.ndarray:
@@ -75,7 +79,12 @@ class StageEnsemble(ClassifierMixin, BaseEstimator):
     __metadata_request__fit = {"groups": True}
 
     def __init__(
-        self, estimator, *, cv=5, uncertainty_threshold=0.5, random_state=None
+        self,
+        estimator,
+        *,
+        cv=5,
+        uncertainty_threshold=UNCERTAINTY_THRESHOLD,
+        random_state=None,
     ):
         self.estimator = estimator
         self.cv = cv
@@ -83,7 +92,9 @@ class StageEnsemble(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     @classmethod
-    def from_fitted(cls, estimators, *, uncertainty_threshold=0.5) -> StageEnsemble:
+    def from_fitted(
+        cls, estimators, *, uncertainty_threshold=UNCERTAINTY_THRESHOLD
+    ) -> StageEnsemble:
         """An ensemble of already fitted models, e.g. ``evaluate(...,
         return_estimators=True).estimators`` (the CV fold models)."""
         if not estimators:

@@ -18,8 +18,10 @@ from sklearn.base import clone
 from sklearn.utils import Bunch
 
 from spectclf.classifier import DEFAULT_MAX_EPOCHS
+from spectclf.ensemble import UNCERTAINTY_THRESHOLD
 from spectclf.exceptions import UsageError
 from spectclf.explain import grad_cam
+from spectclf.io.colour import OFF_TABLE_THRESHOLD
 from spectclf.metrics import stage_report
 from spectclf.model_io import load_model, save_model, write_atomic
 from spectclf.model_selection import evaluate
@@ -321,30 +323,43 @@ def predict_patients(
     Returns
     -------
     result : Bunch
-        ``patients``, ``y_pred``, ``proba``, ``classes`` and ``csv`` (or None).
+        ``patients``, ``y_pred``, ``proba``, ``classes``, ``uncertainty`` (an
+        ensemble's :meth:`~spectclf.StageEnsemble.predict_uncertainty`, else ``1 -
+        max probability``), ``colour_residual`` (when read through a colormap),
+        ``check`` ("yes" for an uncertain prediction or colours far off the
+        colormap) and ``csv`` (or None); the CSV has the same columns.
     """
     model, data = _load_for_prediction(model_file, data_dir, trust_pickle)
     proba = model.predict_proba(data.X)
     classes = np.asarray(model.classes_)
-    extra = {}
     if hasattr(model, "predict_uncertainty"):
         unc = model.predict_uncertainty(data.X)
-        extra = {
-            "uncertainty": unc,
-            "check": np.where(unc > model.uncertainty_threshold, "yes", "no"),
-        }
+        threshold = model.uncertainty_threshold
+    else:
+        unc, threshold = 1.0 - proba.max(axis=1), UNCERTAINTY_THRESHOLD
+    uncertain = unc > threshold
+    residual = np.asarray(
+        data.get("patient_colour_residual", np.full(len(proba), np.nan)), dtype=float
+    )
+    off_table = residual > OFF_TABLE_THRESHOLD  # NaN (not a colormap) compares False
+    extra = {"uncertainty": unc}
+    if np.isfinite(residual).any():
+        extra["colour_residual"] = residual
+    extra["check"] = np.where(uncertain | off_table, "yes", "no")
     csv_path = None
     if out is not None:
         csv_path = write_predictions(
             out, data.groups, proba, classes, extra_columns=extra
         )
         _log(f"{len(proba)} predictions written to {csv_path}", verbose)
-        if "check" in extra and (extra["check"] == "yes").any():
-            n = int((extra["check"] == "yes").sum())
-            _log(
-                f"{n} uncertain prediction(s) flagged for a reader (column 'check')",
-                verbose,
-            )
+    if (uncertain | off_table).any():
+        _log(
+            f"{int((uncertain | off_table).sum())} patient(s) to check (column "
+            f"'check'): {int(uncertain.sum())} uncertain (uncertainty > {threshold:g}), "
+            f"{int(off_table.sum())} with colours off the {data.colormap!r} colormap "
+            f"(colour_residual > {OFF_TABLE_THRESHOLD:g}: their stage is unreliable)",
+            verbose,
+        )
     return Bunch(
         patients=data.groups,
         y_pred=classes[np.argmax(proba, axis=1)],

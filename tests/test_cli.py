@@ -83,6 +83,23 @@ def test_train_predict_explain(cohort_dir, tmp_path):
     assert [r["patient_id"] for r in rows] == ["P005", "P006", "P007", "P008"]
     probs = np.array([[float(r[f"p_stage_{s}"]) for s in (1, 2, 3, 4)] for r in rows])
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
+    # a single model's uncertainty is 1 - max probability; colours fit the colormap
+    for r, p in zip(rows, probs, strict=True):
+        assert float(r["uncertainty"]) == pytest.approx(1 - p.max(), abs=1e-3)
+        assert float(r["colour_residual"]) < 10
+        assert (r["check"] == "yes") == (1 - p.max() > 0.5)
+    # the same patients rendered with "jet" but read as the model's "hot": every
+    # patient is flagged, whatever its probabilities say
+    from spectclf import make_spect_phantoms, write_slice_folders
+
+    d = make_spect_phantoms((2, 0, 0, 0), shape=(8, 24, 24), random_state=0)
+    write_slice_folders(d.X, d.y, d.groups, tmp_path / "jet", colormap="jet")
+    with pytest.warns(UserWarning, match="far from the 'hot' colormap"):
+        main(["predict", str(model), str(tmp_path / "jet" / "stage_1"), "--out",
+              str(preds), "--verbose", "0"])  # fmt: skip
+    rows = list(csv.DictReader(open(preds)))
+    assert len(rows) == 2
+    assert all(float(r["colour_residual"]) > 10 and r["check"] == "yes" for r in rows)
     out = tmp_path / "explain"
     assert (
         main(

@@ -142,13 +142,12 @@ def _resolve_colormap(raw: list[np.ndarray], colormap: str) -> tuple[str, float 
 
 
 def _to_volumes(raw, patients, color, colormap, slice_order, flip_lr):
-    """Decoded slices -> ``(C, D, H, W)`` intensity volumes, off-table patients."""
-    volumes, off_table = [], []
-    for pid, vol in zip(patients, raw, strict=True):
+    """Decoded slices -> ``(C, D, H, W)`` intensity volumes and each patient's mean
+    RGB distance to the colormap (NaN when not read through one)."""
+    volumes, residuals = [], np.full(len(raw), np.nan)
+    for i, (pid, vol) in enumerate(zip(patients, raw, strict=True)):
         if color == "colormap" and vol.ndim == 4:
-            values, residual = invert_colormap(vol, colormap, return_residual=True)
-            if residual > OFF_TABLE_THRESHOLD:
-                off_table.append(f"{pid} ({residual:.1f})")
+            values, residuals[i] = invert_colormap(vol, colormap, return_residual=True)
             out = values[None]
         else:
             try:
@@ -166,10 +165,16 @@ def _to_volumes(raw, patients, color, colormap, slice_order, flip_lr):
         if flip_lr:
             out = out[..., ::-1]
         volumes.append(np.ascontiguousarray(out, dtype=np.float32))
-    return volumes, off_table
+    return volumes, residuals
 
 
-def _warn_off_table(off_table, colormap, n_patients) -> None:
+def _warn_off_table(residuals, patients, colormap) -> None:
+    off_table = [
+        f"{pid} ({r:.1f})"
+        for pid, r in zip(patients, residuals, strict=True)
+        if r > OFF_TABLE_THRESHOLD
+    ]
+    n_patients = len(patients)
     if off_table:
         warnings.warn(
             f"{len(off_table)} of {n_patients} patient(s) have colours far from the "
@@ -239,7 +244,10 @@ def load_slice_folders(
         ``X`` float32 ``(n_patients, C, D, H, W)``; ``y`` int stage labels; ``groups``
         patient ids (folder names); ``paths`` patient folders; ``slice_paths`` the files
         of each patient, in stacking order; ``colormap`` the colormap used (or None);
-        ``colour_residual``; ``target_names``; ``skipped`` and ``notes`` messages.
+        ``colour_residual`` (of the colormap detection); ``patient_colour_residual``
+        each patient's mean RGB distance to the colormap (NaN when not read through
+        one; above 10 the intensities are suspect and a warning names the patient);
+        ``target_names``; ``skipped`` and ``notes`` messages.
 
     Raises
     ------
@@ -287,8 +295,8 @@ def load_slice_folders(
     )
     if verbose and colormap == "auto" and color == "colormap":
         print(f"[spectclf] colours read as colormap {used!r}", flush=True)
-    volumes, off_table = _to_volumes(raw, patients, color, used, slice_order, flip_lr)
-    _warn_off_table(off_table, used, len(patients))
+    volumes, residuals = _to_volumes(raw, patients, color, used, slice_order, flip_lr)
+    _warn_off_table(residuals, patients, used)
     return make_bunch(
         stack_volumes(volumes, patients, target_shape),
         stages,
@@ -300,6 +308,7 @@ def load_slice_folders(
         slice_paths=slice_paths,
         colormap=used,
         colour_residual=residual,
+        patient_colour_residual=residuals,
         root=str(root),
     )
 
@@ -329,7 +338,7 @@ def load_patient_folders(
     -------
     data : Bunch
         ``X``, ``groups`` (folder names), ``paths``, ``slice_paths``, ``colormap``,
-        ``skipped``.
+        ``patient_colour_residual`` (as in :func:`load_slice_folders`), ``skipped``.
     """
     _check_options(color, colormap, slice_order)
     problems = ProblemLog(on_error)
@@ -362,13 +371,14 @@ def load_patient_folders(
     if not raw:
         raise SpectDataError(f"No patient slice folders found in {paths}.")
     used, _ = _resolve_colormap(raw, colormap) if color == "colormap" else (None, None)
-    volumes, off_table = _to_volumes(raw, patients, color, used, slice_order, flip_lr)
-    _warn_off_table(off_table, used, len(patients))
+    volumes, residuals = _to_volumes(raw, patients, color, used, slice_order, flip_lr)
+    _warn_off_table(residuals, patients, used)
     return Bunch(
         X=stack_volumes(volumes, patients, target_shape),
         groups=np.asarray(patients, dtype=object),
         paths=kept,
         slice_paths=slice_paths,
         colormap=used,
+        patient_colour_residual=residuals,
         skipped=problems.skipped,
     )
