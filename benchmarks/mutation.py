@@ -4,7 +4,7 @@ Each mutation is a one-line change (the first occurrence of ``old`` in ``file``
 becomes ``new``), applied to a scratch copy of the repository; the listed tests then
 run in that copy. A mutation the tests do not catch "survives". Run from the
 repository root: ``python benchmarks/mutation.py [--only N ...]``; the result table
-goes to stdout and ``benchmarks/results/mutation.md``.
+goes to stdout and is merged (by mutation number) into ``benchmarks/results/mutation.md``.
 """
 
 from __future__ import annotations
@@ -183,6 +183,34 @@ MUTATIONS = [
         "/ used.sum()",
         "tests/test_metrics.py",
     ),
+    (
+        "calibration_p_value counts the calibrated resamples *below* the observed ECE",
+        "spectclf/metrics.py",
+        "return float(np.mean(ece >= observed - 1e-12))",
+        "return float(np.mean(ece <= observed + 1e-12))",
+        "tests/test_metrics.py -k p_value",
+    ),
+    (
+        "the logit adjustment is subtracted instead of added",
+        "spectclf/losses.py",
+        "logits = logits + self.tau * self.log_prior",
+        "logits = logits - self.tau * self.log_prior",
+        "tests/test_trust.py -k logit",
+    ),
+    (
+        "predict does not flag patients whose colours lie off the colormap",
+        "spectclf/workflows.py",
+        'extra["check"] = np.where(uncertain | off_table, "yes", "no")',
+        'extra["check"] = np.where(uncertain, "yes", "no")',
+        "tests/test_cli.py -k colours_off",
+    ),
+    (
+        "integrated gradients lose their 3x3x3 median filter",
+        "spectclf/explain.py",
+        "size=(1, 3, 3, 3)",
+        "size=(1, 1, 1, 1)",
+        "tests/test_explain.py -k median",
+    ),
 ]
 
 
@@ -238,7 +266,17 @@ def main(argv=None) -> int:
     shutil.rmtree(scratch, ignore_errors=True)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "mutation.md").write_text("\n".join(lines) + "\n")
+    # merge with the stored rows of earlier (partial) runs, by mutation number
+    path = out / "mutation.md"
+    rows = {}
+    if path.exists():
+        for line in path.read_text().splitlines()[2:]:
+            cells = line.split("|")
+            if len(cells) > 2 and cells[1].strip().isdigit():
+                rows[int(cells[1])] = line
+    for line in lines[2:]:
+        rows[int(line.split("|")[1])] = line
+    path.write_text("\n".join(lines[:2] + [rows[k] for k in sorted(rows)]) + "\n")
     print(f"\n{len(list(chosen)) - survivors} killed, {survivors} not killed")
     return 1 if survivors else 0
 

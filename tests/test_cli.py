@@ -88,18 +88,6 @@ def test_train_predict_explain(cohort_dir, tmp_path):
         assert float(r["uncertainty"]) == pytest.approx(1 - p.max(), abs=1e-3)
         assert float(r["colour_residual"]) < 10
         assert (r["check"] == "yes") == (1 - p.max() > 0.5)
-    # the same patients rendered with "jet" but read as the model's "hot": every
-    # patient is flagged, whatever its probabilities say
-    from spectclf import make_spect_phantoms, write_slice_folders
-
-    d = make_spect_phantoms((2, 0, 0, 0), shape=(8, 24, 24), random_state=0)
-    write_slice_folders(d.X, d.y, d.groups, tmp_path / "jet", colormap="jet")
-    with pytest.warns(UserWarning, match="far from the 'hot' colormap"):
-        main(["predict", str(model), str(tmp_path / "jet" / "stage_1"), "--out",
-              str(preds), "--verbose", "0"])  # fmt: skip
-    rows = list(csv.DictReader(open(preds)))
-    assert len(rows) == 2
-    assert all(float(r["colour_residual"]) > 10 and r["check"] == "yes" for r in rows)
     out = tmp_path / "explain"
     assert (
         main(
@@ -117,6 +105,27 @@ def test_train_predict_explain(cohort_dir, tmp_path):
     )
     assert np.load(out / "saliency.npy").shape == (1, 5, 10, 10)  # cropped
     assert (out / "saliency.png").exists()
+
+
+def test_predict_flags_colours_off_the_models_colormap(cohort_dir, tmp_path):
+    from spectclf import make_spect_phantoms, write_slice_folders
+
+    # the SBR model extrapolates garbled intensities to confident stages
+    model = tmp_path / "sbr.safetensors"
+    argv = ["train", str(cohort_dir), "--colormap", "hot", "--model", "sbr"]
+    assert main([*argv, "--out", str(model), "--verbose", "0"]) == 0
+    # patients rendered with "jet" but read as the model's "hot"
+    d = make_spect_phantoms((4, 0, 0, 0), shape=(8, 24, 24), random_state=3)
+    write_slice_folders(d.X, d.y, d.groups, tmp_path / "jet", colormap="jet")
+    preds = tmp_path / "p.csv"
+    with pytest.warns(UserWarning, match="far from the 'hot' colormap"):
+        main(["predict", str(model), str(tmp_path / "jet" / "stage_1"), "--out",
+              str(preds), "--verbose", "0"])  # fmt: skip
+    rows = list(csv.DictReader(open(preds)))
+    assert len(rows) == 4
+    # flagged for their colours, even where the model is sure of itself
+    assert any(float(r["uncertainty"]) < 0.5 for r in rows)
+    assert all(float(r["colour_residual"]) > 10 and r["check"] == "yes" for r in rows)
 
 
 def test_tune_command(cohort_dir, tmp_path):
