@@ -194,10 +194,12 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     )
     ax.plot(mean_conf[used], observed[0, used], "o-", color="C3", label="model")
     ece = ece[0]
+    p_value = np.mean(floor >= ece - 1e-12)  # as metrics.calibration_p_value
     ax.set_ylabel("accuracy in bin")
     ax.set_title(
         f"Reliability, out-of-fold: ECE {ece:.3f}\n(a calibrated model would "
-        f"score ~{floor.mean():.3f} on this sample; p = {np.mean(floor >= ece - 1e-12):.2f})",
+        f"score ~{floor.mean():.3f} on this sample;\np = {p_value:.2f}: "
+        f"{'likely miscalibrated' if p_value < 0.05 else 'consistent with calibration'})",
         fontsize="medium",
     )
     ax.legend(loc="upper left")
