@@ -169,6 +169,7 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
         _binned_calibration,
         _confidence_bins,
         calibrated_resamples,
+        calibration_p_value,
     )
 
     plt = _plt()
@@ -194,7 +195,7 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     )
     ax.plot(mean_conf[used], observed[0, used], "o-", color="C3", label="model")
     ece = ece[0]
-    p_value = np.mean(floor >= ece - 1e-12)  # as metrics.calibration_p_value
+    p_value = calibration_p_value(y_true, proba, classes, n_bins=n_bins)
     ax.set_ylabel("accuracy in bin")
     ax.set_title(
         f"Reliability, out-of-fold: ECE {ece:.3f}\n(a calibrated model would "

@@ -338,9 +338,7 @@ def predict_patients(
     else:
         unc, threshold = 1.0 - proba.max(axis=1), UNCERTAINTY_THRESHOLD
     uncertain = unc > threshold
-    residual = np.asarray(
-        data.get("patient_colour_residual", np.full(len(proba), np.nan)), dtype=float
-    )
+    residual = data.patient_colour_residual
     off_table = residual > OFF_TABLE_THRESHOLD  # NaN (not a colormap) compares False
     extra = {"uncertainty": unc}
     if np.isfinite(residual).any():
@@ -352,14 +350,17 @@ def predict_patients(
             out, data.groups, proba, classes, extra_columns=extra
         )
         _log(f"{len(proba)} predictions written to {csv_path}", verbose)
-    if (uncertain | off_table).any():
-        _log(
-            f"{int((uncertain | off_table).sum())} patient(s) to check (column "
-            f"'check'): {int(uncertain.sum())} uncertain (uncertainty > {threshold:g}), "
-            f"{int(off_table.sum())} with colours off the {data.colormap!r} colormap "
-            f"(colour_residual > {OFF_TABLE_THRESHOLD:g}: their stage is unreliable)",
-            verbose,
+    reasons = []
+    if uncertain.any():
+        reasons.append(f"{uncertain.sum()} uncertain (uncertainty > {threshold:g})")
+    if off_table.any():
+        reasons.append(
+            f"{off_table.sum()} with colours off the {data.colormap!r} colormap "
+            f"(colour_residual > {OFF_TABLE_THRESHOLD:g}: their stage is unreliable)"
         )
+    if reasons:
+        n = int((uncertain | off_table).sum())
+        _log(f"{n} patient(s) to check (column 'check'): {', '.join(reasons)}", verbose)
     return Bunch(
         patients=data.groups,
         y_pred=classes[np.argmax(proba, axis=1)],
