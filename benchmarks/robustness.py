@@ -151,7 +151,9 @@ def run(args, path: Path) -> dict:
             f"{data.colormap!r} (residual {data.colour_residual:.1f})",
             flush=True,
         )
-        results[cohort] = {"load_s": round(time.perf_counter() - t0, 1)}
+        # another seed draws another cohort: its rows are stored apart
+        key = cohort if args.seed == 0 else f"{cohort}#seed{args.seed}"
+        results[key] = {"load_s": round(time.perf_counter() - t0, 1)}
         for model in args.models:
             t0 = time.perf_counter()
             estimator = MODELS[model](args.seed, args.epochs)
@@ -193,13 +195,14 @@ def run(args, path: Path) -> dict:
             }
             row["time_s"] = round(time.perf_counter() - t0, 1)
             row["peak_rss_mb"] = round(peak, 1)
-            results[cohort][model] = row
+            name = model + args.tag
+            results[key][name] = row
             # read again: another run may have added rows meanwhile
             stored = json.loads(path.read_text()) if path.exists() else {}
-            stored.setdefault(cohort, {})[model] = row
+            stored.setdefault(key, {})[name] = row
             path.write_text(json.dumps(stored, indent=2))
             print(
-                f"  {model:>9}: bal.acc {_fmt(s['balanced_accuracy'])}, QWK "
+                f"  {name:>9}: bal.acc {_fmt(s['balanced_accuracy'])}, QWK "
                 f"{_fmt(s['qwk'])}, stage-4 recall {_fmt(s['recall_stage_4'])}, ECE "
                 f"{s['ece']['mean']:.3f} (pooled {row['ece_pooled']:.3f}, calibrated model "
                 f"~{row['ece_floor']:.3f}), flagged "
@@ -268,7 +271,18 @@ def main(argv=None) -> None:
     p.add_argument("--models", default="default,sbr")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the cohorts, the folds and the models (not 0: rows stored as "
+        "'<cohort>#seed<N>')",
+    )
+    p.add_argument(
+        "--tag",
+        default="",
+        help="appended to the model names of the stored rows (e.g. '@30ep')",
+    )
     p.add_argument("--data", type=Path, default=Path("benchmarks/.cohorts"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument(

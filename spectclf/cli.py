@@ -254,6 +254,7 @@ def cmd_predict(args) -> int:
         args.model_file,
         args.data_dir,
         out=args.out,
+        colormap=args.colormap,
         trust_pickle=args.trust_pickle,
         verbose=max(1, args.verbose),
     )
@@ -451,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_file")
     p.add_argument("data_dir", help="a patient folder, or a folder of patient folders")
     p.add_argument("--out", default="predictions.csv")
+    p.add_argument(
+        "--colormap",
+        metavar="NAME",
+        help="read the slices through this colormap (or 'auto') instead of the "
+        "model file's: for scans rendered with another colormap",
+    )
     _add_trust(p)
 
     p = _command(

@@ -294,17 +294,30 @@ def train_and_save(
     return Bunch(model=fitted, path=path)
 
 
-def _load_for_prediction(model_file, data_dir, trust_pickle):
+def _load_for_prediction(model_file, data_dir, trust_pickle, colormap=None):
     from spectclf.io import load_patient_folders
 
     bundle = load_model(model_file, trust_pickle=trust_pickle)
     options = dict(bundle.extra.get("load", {}))
+    if colormap is not None:
+        if options.get("color", "colormap") != "colormap":
+            raise UsageError(
+                f"{model_file} reads slices as {options['color']!r}, not through a "
+                f"colormap: colormap={colormap!r} does not apply"
+            )
+        options["colormap"] = colormap
     data = load_patient_folders(data_dir, **options)
     return bundle.model, data
 
 
 def predict_patients(
-    model_file, data_dir, *, out=None, trust_pickle: bool = False, verbose: int = 1
+    model_file,
+    data_dir,
+    *,
+    out=None,
+    colormap: str | None = None,
+    trust_pickle: bool = False,
+    verbose: int = 1,
 ) -> Bunch:
     """Predict the stage of each patient folder with a saved model.
 
@@ -316,6 +329,11 @@ def predict_patients(
         One patient folder, or a folder of patient folders.
     out : str or Path, default=None
         Also write the predictions as CSV.
+    colormap : str, default=None
+        Read the slices through this matplotlib colormap (or ``"auto"``) instead of
+        the one stored in the model file: for scans rendered with another colormap
+        than the training scans. The model still expects the intensities it was
+        trained on; check the ``colour_residual`` column.
     trust_pickle : bool, default=False
         See :func:`spectclf.load_model`.
     verbose : int, default=1
@@ -329,7 +347,7 @@ def predict_patients(
         ``check`` ("yes" for an uncertain prediction or colours far off the
         colormap) and ``csv`` (or None); the CSV has the same columns.
     """
-    model, data = _load_for_prediction(model_file, data_dir, trust_pickle)
+    model, data = _load_for_prediction(model_file, data_dir, trust_pickle, colormap)
     proba = model.predict_proba(data.X)
     classes = np.asarray(model.classes_)
     if hasattr(model, "predict_uncertainty"):

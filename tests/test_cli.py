@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -126,6 +127,22 @@ def test_predict_flags_colours_off_the_models_colormap(cohort_dir, tmp_path):
     # flagged for their colours, even where the model is sure of itself
     assert any(float(r["uncertainty"]) < 0.5 for r in rows)
     assert all(float(r["colour_residual"]) > 10 and r["check"] == "yes" for r in rows)
+    # read through the colormap they were rendered with: on the table again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        main(["predict", str(model), str(tmp_path / "jet" / "stage_1"), "--out",
+              str(preds), "--colormap", "jet", "--verbose", "0"])  # fmt: skip
+    rows = list(csv.DictReader(open(preds)))
+    assert all(float(r["colour_residual"]) < 10 for r in rows)
+
+
+def test_predict_colormap_refused_for_a_grey_model(cohort_dir, tmp_path, capsys):
+    model = tmp_path / "sbr.safetensors"
+    argv = ["train", str(cohort_dir), "--color", "gray", "--model", "sbr"]
+    assert main([*argv, "--out", str(model), "--verbose", "0"]) == 0
+    rc = main(["predict", str(model), str(cohort_dir), "--colormap", "jet"])
+    assert rc == 2
+    assert "not through a colormap" in capsys.readouterr().err
 
 
 def test_tune_command(cohort_dir, tmp_path):
