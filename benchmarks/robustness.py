@@ -33,6 +33,7 @@ from spectclf import (
     make_spect_phantoms,
     write_slice_folders,
 )
+from spectclf.classifier import DEFAULT_MAX_EPOCHS
 from spectclf.ensemble import UNCERTAINTY_THRESHOLD
 from spectclf.metrics import (
     calibration_p_value,
@@ -269,7 +270,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cohorts", default=",".join(COHORTS))
     p.add_argument("--models", default="default,sbr")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=DEFAULT_MAX_EPOCHS)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument(
         "--seed",

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spectclf.classifier import DEFAULT_MAX_EPOCHS
+
 BATCH = 8
 
 
@@ -210,14 +212,14 @@ def cv_table(quick: bool, full: bool) -> list[dict]:
     )
 
     data = load_demo()
-    # the classifier's own default (40) unless quick
+    # the classifier's own default (DEFAULT_MAX_EPOCHS) unless quick
     epochs = {"max_epochs": 10} if quick else {}
     models = [
         ("SBR baseline (logistic regression)", make_sbr_baseline(0)),
         ("resnet3d default (fp32)", make_default_pipeline(random_state=0, **epochs)),
     ]
     if full:
-        epochs = epochs or {"max_epochs": 40}
+        epochs = epochs or {"max_epochs": DEFAULT_MAX_EPOCHS}
         if native_bf16():
             models.append(
                 (

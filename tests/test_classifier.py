@@ -58,7 +58,7 @@ def test_default_pipeline_balances_once():
     assert weight(make_default_pipeline(class_weight=None)) is None
     # so does the logit-adjusted loss
     assert weight(make_default_pipeline(criterion="logit_adjusted")) is None
-    assert make_default_pipeline().named_steps["clf"].max_epochs == 40
+    assert make_default_pipeline().named_steps["clf"].max_epochs == 30
 
 
 def test_labels_probabilities_and_attributes(fitted, small_phantoms):
