@@ -83,7 +83,8 @@ def bench(session: nox.Session) -> None:
 @nox.session(default=False)
 def robustness(session: nox.Session) -> None:
     """Patient-grouped CV of the default pipeline and the SBR baseline on four
-    differently generated cohorts (whole head, slab, shifted/zoomed, jet JPEG)."""
+    differently generated cohorts (whole head, slab, shifted/zoomed, jet JPEG);
+    ``nox -s robustness -- --seed 1`` draws the four again with another seed."""
     _install(session, "bench")
     session.run(
         "python",
