@@ -211,6 +211,13 @@ MUTATIONS = [
         "size=(1, 1, 1, 1)",
         "tests/test_explain.py -k median",
     ),
+    (
+        "predict --colormap is ignored (the model file's colormap is used)",
+        "spectclf/workflows.py",
+        '        options["colormap"] = colormap\n',
+        "        pass\n",
+        "tests/test_cli.py -k colours_off",
+    ),
 ]
 
 
