@@ -218,6 +218,13 @@ MUTATIONS = [
         "        pass\n",
         "tests/test_cli.py -k colours_off",
     ),
+    (
+        "a model saved with device='cuda' resolves its precision on the missing GPU",
+        "spectclf/classifier.py",
+        "self.precision, device or self._resolve_device()",
+        "self.precision, self._resolve_device()",
+        "tests/test_model_io.py -k gpu",
+    ),
 ]
 
 

@@ -129,7 +129,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         ``"auto"`` takes CUDA when available.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, shuffling, dropout, augmentation and the validation split; the
-        same integer gives identical predictions on the CPU.
+        same integer gives identical predictions on the CPU, and on a GPU predictions
+        equal to ~1e-6 (cuDNN kernels are not bit-deterministic).
     calibration : {None, "temperature"}, default=None
         ``"temperature"`` divides the logits by one temperature fitted (by
         log-likelihood) on the held-out validation *patients* after training
@@ -481,7 +482,9 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             if input_shape[1:3] == (1, 1)
             else resolve_augment(self.augment),
             augment_seed=seed,
-            precision=resolve_precision(self.precision, self._resolve_device()),
+            precision=resolve_precision(
+                self.precision, device or self._resolve_device()
+            ),
             channels_last=self.channels_last,
             **{
                 f"module__{k}": v

@@ -46,6 +46,28 @@ def test_cnn_pipeline_round_trip(fitted_pipeline, small_phantoms, tmp_path):
     assert bundle.model.classes_.tolist() == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_model_trained_on_a_gpu_loads_without_one(
+    fitted_pipeline, small_phantoms, tmp_path, monkeypatch, precision
+):
+    # a file written on a GPU machine names device="cuda"; here no GPU is visible
+    # (found on an H200: bf16 and fp32 files failed to load on a CPU-only machine)
+    import torch
+    from sklearn.base import clone
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    d = small_phantoms
+    pipe = clone(fitted_pipeline).set_params(clf__precision=precision)
+    pipe.fit(d.X, d.y, groups=d.groups)
+    pipe.set_params(clf__device="cuda")
+    model = load_model(save_model(pipe, tmp_path / "gpu.safetensors")).model
+    assert model.get_params()["clf__device"] == "cuda"
+    assert str(next(model[-1].module_.parameters()).device) == "cpu"
+    np.testing.assert_allclose(
+        model.predict_proba(d.X), pipe.predict_proba(d.X), atol=1e-4
+    )
+
+
 def test_sbr_round_trip_keeps_string_labels(small_phantoms, tmp_path):
     d = small_phantoms
     y = np.array([f"HY{s}" for s in d.y], dtype=object)

@@ -74,7 +74,8 @@ def test_logit_adjusted_loss_shifts_the_margin_by_the_training_priors():
     # prediction uses the raw logits: the adjustment is a training-time margin only
     net = clf.module_.eval()
     with torch.no_grad():
-        raw = torch.softmax(net(torch.as_tensor(X[:4]).reshape(4, 1, 1, 1, 3)), 1)
+        x = torch.as_tensor(X[:4]).reshape(4, 1, 1, 1, 3)
+        raw = torch.softmax(net(x.to(next(net.parameters()).device)), 1).cpu()
     np.testing.assert_allclose(clf.predict_proba(X[:4]), raw.numpy(), atol=1e-5)
 
 
