@@ -196,7 +196,8 @@ def run(args, path: Path) -> dict:
             }
             row["time_s"] = round(time.perf_counter() - t0, 1)
             row["peak_rss_mb"] = round(peak, 1)
-            name = model + args.tag
+            # the SBR baseline trains no epochs: a tag such as "@30ep" is not its own
+            name = model if model == "sbr" else model + args.tag
             results[key][name] = row
             # read again: another run may have added rows meanwhile
             stored = json.loads(path.read_text()) if path.exists() else {}
@@ -282,7 +283,7 @@ def main(argv=None) -> None:
     p.add_argument(
         "--tag",
         default="",
-        help="appended to the model names of the stored rows (e.g. '@30ep')",
+        help="appended to the CNN models' names in the stored rows (e.g. '@30ep')",
     )
     p.add_argument("--data", type=Path, default=Path("benchmarks/.cohorts"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
