@@ -221,8 +221,8 @@ MUTATIONS = [
     (
         "a model saved with device='cuda' resolves its precision on the missing GPU",
         "spectclf/classifier.py",
-        "self.precision, device or self._resolve_device()",
-        "self.precision, self._resolve_device()",
+        "precision=resolve_precision(self.precision, device)",
+        "precision=resolve_precision(self.precision, self._resolve_device())",
         "tests/test_model_io.py -k gpu",
     ),
 ]

@@ -415,6 +415,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         return kwargs
 
     def _build_net(self, input_shape, y_enc, valid_idx, seed, device=None) -> SpectNet:
+        # ``device`` overrides the parameter (a GPU model restored without a GPU)
+        device = device or self._resolve_device()
         module_cls = get_module(self.module)
         optimizer = OPTIMIZERS.get(self.optimizer, self.optimizer)
         callbacks = list(copy.deepcopy(self.callbacks) or [])
@@ -474,7 +476,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             iterator_train__shuffle=True,
             classes=np.arange(len(self.classes_)),
             callbacks=callbacks,
-            device=device or self._resolve_device(),
+            device=device,
             verbose=int(self.verbose >= 2),
             # rows of a 2-D table (n, f) arrive as (1, 1, 1, f) "volumes": flipping or
             # rotating them would scramble features, so they are never augmented
@@ -482,9 +484,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             if input_shape[1:3] == (1, 1)
             else resolve_augment(self.augment),
             augment_seed=seed,
-            precision=resolve_precision(
-                self.precision, device or self._resolve_device()
-            ),
+            precision=resolve_precision(self.precision, device),
             channels_last=self.channels_last,
             **{
                 f"module__{k}": v
