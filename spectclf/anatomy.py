@@ -21,6 +21,7 @@ from spectclf._regions import CANONICAL_STRUCTURES, ellipsoid_mask, standard_gri
 
 __all__ = [
     "BLOCK_SIZE",
+    "STRIATAL_REGIONS",
     "block_region_masks",
     "locate_striatum",
     "striatum_block",
@@ -29,6 +30,18 @@ __all__ = [
 #: Block edge as a fraction of the brain's extent on each axis: holds both striata
 #: (caudate heads to posterior putamina) with a margin of non-specific brain.
 BLOCK_SIZE = 0.55
+#: The striatal regions of :func:`block_region_masks` that binding ratios are
+#: measured in (besides the whole ``striatum`` and the ``reference``).
+STRIATAL_REGIONS = (
+    "left_caudate",
+    "right_caudate",
+    "left_putamen",
+    "right_putamen",
+    "left_putamen_anterior",
+    "right_putamen_anterior",
+    "left_putamen_posterior",
+    "right_putamen_posterior",
+)
 #: Canonical striatal centre (between caudate heads and putamina).
 _STRIATUM_CENTRE = np.array([-0.1, 0.0, 0.0])
 

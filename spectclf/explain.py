@@ -10,6 +10,8 @@ maps by the mean gradient of the class score and keeps the positive part (here i
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,9 +45,10 @@ def _last_conv(module: torch.nn.Module) -> torch.nn.Module:
 
 def _activations_and_logits(module, x, hooked):
     """Feature map and logits of one forward pass, on the same graph."""
-    if hooked is None:  # the networks' contract: forward == classify(features)
+    if hooked is None:  # the networks' contract: forward == classify(features, x)
         acts = module.features(x)
-        return acts, module.classify(acts)
+        takes_input = len(inspect.signature(module.classify).parameters) > 1
+        return acts, module.classify(acts, x) if takes_input else module.classify(acts)
     store = {}
     handle = hooked.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
     try:

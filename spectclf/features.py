@@ -16,21 +16,17 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from spectclf._regions import region_masks
-from spectclf.anatomy import BLOCK_SIZE, block_region_masks, striatum_block
+from spectclf.anatomy import (
+    BLOCK_SIZE,
+    STRIATAL_REGIONS,
+    block_region_masks,
+    striatum_block,
+)
 from spectclf.transforms import as_volumes
 
 __all__ = ["SBRFeatures", "make_sbr_baseline"]
 
-_REGIONS = (
-    "left_caudate",
-    "right_caudate",
-    "left_putamen",
-    "right_putamen",
-    "left_putamen_anterior",
-    "right_putamen_anterior",
-    "left_putamen_posterior",
-    "right_putamen_posterior",
-)
+_REGIONS = STRIATAL_REGIONS
 
 
 class SBRFeatures(TransformerMixin, BaseEstimator):

@@ -1,9 +1,10 @@
 """3-D convolutional networks for volumes ``(N, C, D, H, W)``.
 
 The networks' contract, used by :func:`~spectclf.grad_cam`: ``features(x)`` returns
-the last convolutional feature map and ``classify(features)`` the logits, so that
-``forward(x) == classify(features(x))``. Networks without it are explained through
-their last ``Conv3d``.
+the last convolutional feature map and ``classify(features, x)`` the logits, so that
+``forward(x) == classify(features(x), x)`` (``x`` for heads that also read the input,
+such as ``ResNet3D(striatal_ratios=True)``; a ``classify(features)`` of one argument
+is accepted too). Networks without it are explained through their last ``Conv3d``.
 
 ``ResNet3D`` (registered as ``"resnet3d"``) is the default: a compact residual network
 with global average and max pooling, so any input size works. ``SeedCNN``
@@ -13,12 +14,24 @@ MONAI installed, ``"monai_resnet10"`` and ``"monai_densenet121"`` are available 
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ResNet3D", "SeedCNN", "MonaiNet", "get_module", "available_modules"]
+from spectclf.anatomy import STRIATAL_REGIONS, block_region_masks
+
+__all__ = [
+    "ResNet3D",
+    "SeedCNN",
+    "MonaiNet",
+    "StriatalRatios",
+    "get_module",
+    "available_modules",
+]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -56,6 +69,62 @@ class BasicBlock3D(nn.Module):
         return self.act(out + self.shortcut(x))
 
 
+@functools.lru_cache(maxsize=8)
+def _region_weights(shape: tuple[int, int, int]) -> np.ndarray:
+    """Averaging weights ``(9, D*H*W)`` of the striatal regions and the reference:
+    each region's partial volume in each voxel (masks drawn on a grid >= 40 voxels
+    per axis and averaged down), so that small blocks keep every region."""
+    k = max(1, math.ceil(40 / min(shape)))
+    masks = block_region_masks(tuple(k * s for s in shape))
+    rows = []
+    for name in (*STRIATAL_REGIONS, "reference"):
+        m = masks[name].reshape(shape[0], k, shape[1], k, shape[2], k)
+        rows.append(m.mean(axis=(1, 3, 5)).ravel())
+    w = np.stack(rows)
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class StriatalRatios(nn.Module):
+    """Striatal binding ratios measured in a striatum block, as a layer.
+
+    The input is a block made by :class:`~spectclf.StriatumCrop` (default ``size``):
+    :func:`~spectclf.anatomy.block_region_masks` places the caudate and putamen
+    regions and the non-specific reference in it. The output is, per volume, the
+    binding ratio ``mean(region) / mean(reference) - 1`` of each of the eight
+    :data:`~spectclf.anatomy.STRIATAL_REGIONS` (channels averaged): what the SBR
+    baseline (:class:`~spectclf.SBRFeatures`) reads, differentiable. It has no
+    weights; the regions are drawn once per input shape (as partial volumes, so that
+    a block of a few voxels keeps every region).
+
+    Examples
+    --------
+    >>> import torch
+    >>> r = StriatalRatios()(torch.ones(2, 1, 10, 20, 20))  # flat: no specific binding
+    >>> r.shape, bool(r.abs().max() < 1e-5)
+    (torch.Size([2, 8]), True)
+    """
+
+    n_ratios = len(STRIATAL_REGIONS)
+
+    def __init__(self):
+        super().__init__()
+        self._weights: dict = {}
+
+    def _averaging_weights(self, shape, device) -> torch.Tensor:
+        key = (tuple(shape), str(device))
+        if key not in self._weights:
+            w = torch.as_tensor(_region_weights(tuple(int(s) for s in shape)))
+            self._weights[key] = w.to(device)
+        return self._weights[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Ratios ``(N, 8)`` of volumes ``(N, C, D, H, W)``."""
+        w = self._averaging_weights(x.shape[2:], x.device)
+        with torch.autocast(x.device.type, enabled=False):
+            means = x.float().mean(dim=1).flatten(1) @ w.T
+            return means[:, :-1] / means[:, -1:].clamp_min(1e-6) - 1.0
+
+
 class ResNet3D(nn.Module):
     """Compact 3-D ResNet for small cohorts.
 
@@ -81,6 +150,12 @@ class ResNet3D(nn.Module):
         Global pooling of the last feature map: average, maximum, or both
         concatenated. Maximum pooling keeps small, hot structures (the striatum is
         ~1 % of the volume) from being averaged away.
+    striatal_ratios : bool, default=False
+        Also give the head the eight striatal binding ratios measured in the input
+        (:class:`StriatalRatios`, batch-normalised, without dropout) beside the pooled
+        features: a wide-and-deep network whose linear part is the clinical SBR
+        model. Meaningful only for blocks made by :class:`~spectclf.StriatumCrop`;
+        :func:`~spectclf.make_default_pipeline` turns it on with that crop.
 
     Examples
     --------
@@ -99,6 +174,7 @@ class ResNet3D(nn.Module):
         norm: str = "batch",
         dropout: float = 0.3,
         pool: str = "avgmax",
+        striatal_ratios: bool = False,
     ):
         super().__init__()
         depths = [int(depth)] * 4 if isinstance(depth, int) else [int(d) for d in depth]
@@ -126,7 +202,13 @@ class ResNet3D(nn.Module):
             raise ValueError(f"pool must be 'avgmax', 'avg' or 'max', got {pool!r}")
         self.pool_mode = pool
         self.dropout = nn.Dropout(float(dropout))
-        self.head = nn.Linear(c_in * (2 if pool == "avgmax" else 1), n_classes)
+        n_pooled = c_in * (2 if pool == "avgmax" else 1)
+        self.ratios: nn.Module | None = None
+        if striatal_ratios:
+            self.ratios = StriatalRatios()
+            self.ratio_norm = nn.BatchNorm1d(StriatalRatios.n_ratios)
+            n_pooled += StriatalRatios.n_ratios
+        self.head = nn.Linear(n_pooled, n_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -149,16 +231,27 @@ class ResNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, n_classes)`` for volumes ``(N, C, D, H, W)``."""
-        return self.classify(self.features(x))
+        return self.classify(self.features(x), x)
 
-    def classify(self, f: torch.Tensor) -> torch.Tensor:
-        """Logits from a feature map of :meth:`features` (global pooling, head)."""
+    def classify(self, f: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from a feature map of :meth:`features` (global pooling, head).
+
+        ``x``, the input ``f`` was computed from, is needed with
+        ``striatal_ratios=True`` (the ratios are measured in it).
+        """
         pooled = []
         if self.pool_mode in ("avg", "avgmax"):
             pooled.append(f.mean(dim=(2, 3, 4)))
         if self.pool_mode in ("max", "avgmax"):
             pooled.append(f.amax(dim=(2, 3, 4)))
-        return self.head(self.dropout(torch.cat(pooled, dim=1)))
+        pooled = [self.dropout(torch.cat(pooled, dim=1))]
+        if self.ratios is not None:
+            if x is None:
+                raise ValueError(
+                    "classify(f, x) needs the input x with striatal_ratios=True."
+                )
+            pooled.append(self.ratio_norm(self.ratios(x)).to(pooled[0].dtype))
+        return self.head(torch.cat(pooled, dim=1))
 
 
 class SeedCNN(nn.Module):
@@ -214,8 +307,8 @@ class SeedCNN(nn.Module):
         """Last convolutional feature map."""
         return self.conv(x)
 
-    def classify(self, f: torch.Tensor) -> torch.Tensor:
-        """Logits from the feature map of :meth:`features`."""
+    def classify(self, f: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from the feature map of :meth:`features` (``x`` is not used)."""
         return self.head(f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,10 @@ def make_default_pipeline(
         without stage information dropped (about 3x faster training). A float (or
         three) keeps that central fraction of the field of view instead
         (:class:`~spectclf.CenterCrop`, for data already centred on the striatum);
-        None keeps everything.
+        None keeps everything. With ``"striatum"`` and the default network, the
+        network's head also reads the block's striatal binding ratios
+        (``module__striatal_ratios=True``, see :class:`~spectclf.nets.ResNet3D`;
+        pass ``module__striatal_ratios=False`` for the CNN alone).
     sampler : imblearn sampler, default=None
         Optional balancing step (e.g. :class:`~spectclf.VolumeRandomOverSampler`),
         named ``"balance"``.
@@ -84,6 +87,8 @@ def make_default_pipeline(
                 f"crop must be 'striatum', a fraction or None, got {crop!r}"
             )
         crop_step = StriatumCrop(tuple(max(4, round(s * 0.625)) for s in shape))
+        if classifier_params.get("module", "resnet3d") == "resnet3d":
+            classifier_params.setdefault("module__striatal_ratios", True)
     elif crop is not None:
         frac = (crop,) * 3 if isinstance(crop, (int, float)) else tuple(crop)
         if len(frac) != 3 or not all(0 < f <= 1 for f in frac):
