@@ -225,6 +225,27 @@ MUTATIONS = [
         "precision=resolve_precision(self.precision, self._resolve_device())",
         "tests/test_model_io.py -k gpu",
     ),
+    (
+        "the default pipeline leaves the striatal-ratio head off",
+        "spectclf/pipelines.py",
+        'classifier_params.setdefault("module__striatal_ratios", True)',
+        "pass",
+        "tests/test_nets.py -k default_pipeline",
+    ),
+    (
+        "the ratio head drops its ratios (the network alone)",
+        "spectclf/nets.py",
+        "            pooled.append(self.ratio_norm(self.ratios(x)).to(pooled[0].dtype))",
+        "            pooled.append(torch.zeros_like(self.ratio_norm(self.ratios(x))))",
+        "tests/test_nets.py -k head_reads",
+    ),
+    (
+        "the striatal regions are whole voxels of the block (small blocks lose some)",
+        "spectclf/nets.py",
+        "    k = max(1, math.ceil(40 / min(shape)))",
+        "    k = 1",
+        "tests/test_nets.py -k small_blocks",
+    ),
 ]
 
 

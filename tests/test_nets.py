@@ -1,0 +1,91 @@
+"""The networks: the striatal-ratio head and the explain contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spectclf import SBRFeatures, make_default_pipeline, make_spect_phantoms
+from spectclf.anatomy import block_region_masks
+from spectclf.nets import ResNet3D, SeedCNN, StriatalRatios
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    """Phantoms of every stage through the default pipeline's resize, normalise and
+    striatum crop, with the SBR baseline's features of the same volumes."""
+    d = make_spect_phantoms((6, 6, 6, 6), shape=(30, 64, 64), random_state=3)
+    pipe = make_default_pipeline()
+    X = d.X
+    for _, step in pipe.steps[:3]:
+        X = step.fit_transform(X)
+    return X, d.y, SBRFeatures().fit_transform(d.X)
+
+
+def test_ratios_are_the_sbr_baseline_s(blocks):
+    X, y, sbr = blocks
+    ratios = StriatalRatios()(torch.as_tensor(X)).numpy()
+    assert ratios.shape == (len(y), StriatalRatios.n_ratios)
+    for k in range(ratios.shape[1]):  # the same eight regions, in the same order
+        assert np.corrcoef(ratios[:, k], sbr[:, k])[0, 1] > 0.97
+    putamen = ratios[:, 2:4].mean(axis=1)
+    means = [putamen[y == s].mean() for s in (1, 2, 3, 4)]
+    assert means == sorted(means, reverse=True)
+
+
+def test_small_blocks_keep_every_region():
+    # a hot striatum drawn finely and averaged down to a 4x4x4 block (the smallest
+    # crop of make_default_pipeline), where whole-voxel masks lose the putamina
+    fine = block_region_masks((40, 40, 40))["striatum"]
+    x = 1.0 + 2.0 * fine.reshape(4, 10, 4, 10, 4, 10).mean(axis=(1, 3, 5))
+    r = StriatalRatios()(torch.as_tensor(x, dtype=torch.float32)[None, None])
+    assert torch.isfinite(r).all() and (r > 0.3).all()
+
+
+def test_head_reads_the_ratios():
+    torch.manual_seed(0)
+    net = ResNet3D(width=2, striatal_ratios=True).eval()
+    x = torch.rand(4, 1, 10, 20, 20) + 1.0
+    f = net.features(x)
+    assert torch.allclose(net(x), net.classify(f, x))
+    with pytest.raises(ValueError, match="needs the input x"):
+        net.classify(f)
+    # the head's last columns are the normalised ratios' weights
+    n = StriatalRatios.n_ratios
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.weight[:, -n:] = torch.randn(4, n)
+    expected = net.head(
+        torch.cat(
+            [torch.zeros(4, net.head.in_features - n), net.ratio_norm(net.ratios(x))], 1
+        )
+    )
+    assert torch.allclose(net(x), expected, atol=1e-6)
+    hotter = x.clone()
+    hotter[..., 3:7, 7:13, 5:15] *= 2
+    assert not torch.allclose(net(x), net(hotter))
+
+
+def test_ratio_head_is_opt_in_for_the_network():
+    plain = ResNet3D(width=2)
+    assert plain.ratios is None
+    assert "ratio_norm.running_mean" not in plain.state_dict()
+    assert (
+        "ratio_norm.running_mean"
+        in ResNet3D(width=2, striatal_ratios=True).state_dict()
+    )
+    x = torch.rand(2, 1, 8, 16, 16)
+    seed = SeedCNN(input_shape=(1, 8, 16, 16)).eval()
+    assert torch.allclose(seed(x), seed.classify(seed.features(x), x))
+
+
+def test_default_pipeline_turns_the_ratios_on_with_the_striatum_crop():
+    def ratios(pipe):
+        return pipe.named_steps["clf"].get_params().get("module__striatal_ratios")
+
+    assert ratios(make_default_pipeline()) is True
+    assert ratios(make_default_pipeline(module__striatal_ratios=False)) is False
+    assert ratios(make_default_pipeline(crop=None)) is None
+    assert ratios(make_default_pipeline(crop=0.8)) is None
+    assert ratios(make_default_pipeline(module="seed_cnn")) is None
