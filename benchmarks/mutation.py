@@ -226,11 +226,11 @@ MUTATIONS = [
         "tests/test_model_io.py -k gpu",
     ),
     (
-        "the default pipeline leaves the striatal-ratio head off",
-        "spectclf/pipelines.py",
-        'classifier_params.setdefault("module__striatal_ratios", True)',
-        "pass",
-        "tests/test_nets.py -k default_pipeline",
+        "striatal ratios as differences (not scale invariant)",
+        "spectclf/nets.py",
+        "means[:, :-1] / means[:, -1:].clamp_min(1e-6) - 1.0",
+        "means[:, :-1] - means[:, -1:]",
+        "tests/test_nets.py -k small_blocks",
     ),
     (
         "the ratio head drops its ratios (the network alone)",

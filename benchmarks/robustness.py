@@ -77,8 +77,8 @@ MODELS = {
     # the library's default (class-balanced loss since 0.2), and without weights
     "default": lambda rs, epochs: _cnn(rs, epochs),
     "unweighted": lambda rs, epochs: _cnn(rs, epochs, class_weight=None),
-    # the network alone, its head without the striatal binding ratios (before 0.2)
-    "cnn_only": lambda rs, epochs: _cnn(rs, epochs, module__striatal_ratios=False),
+    # wide-and-deep: the head also reads the block's striatal binding ratios
+    "ratios": lambda rs, epochs: _cnn(rs, epochs, module__striatal_ratios=True),
     # issue 12's variants of the default (so class-balanced too)
     "ordinal": lambda rs, epochs: _cnn(rs, epochs, criterion="corn"),
     # logit adjustment instead of class weights (issue 10's stage-4 recall)

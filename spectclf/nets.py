@@ -154,8 +154,11 @@ class ResNet3D(nn.Module):
         Also give the head the eight striatal binding ratios measured in the input
         (:class:`StriatalRatios`, batch-normalised, without dropout) beside the pooled
         features: a wide-and-deep network whose linear part is the clinical SBR
-        model. Meaningful only for blocks made by :class:`~spectclf.StriatumCrop`;
-        :func:`~spectclf.make_default_pipeline` turns it on with that crop.
+        model. Meaningful only for blocks made by :class:`~spectclf.StriatumCrop`
+        (``make_default_pipeline(module__striatal_ratios=True)``); off by default:
+        on the robustness cohorts it raised the mean balanced accuracy by 0.005 but
+        found fewer stage-4 patients and was less calibrated
+        (``benchmarks/README.md``).
 
     Examples
     --------
