@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from spectclf import SBRFeatures, make_default_pipeline, make_spect_phantoms
+from spectclf import (
+    SBRFeatures,
+    Spect3DClassifier,
+    grad_cam,
+    make_default_pipeline,
+    make_spect_phantoms,
+)
 from spectclf.anatomy import block_region_masks
 from spectclf.nets import ResNet3D, SeedCNN, StriatalRatios
 
@@ -98,3 +105,33 @@ def test_the_ratio_head_is_opt_in_and_reaches_the_network(small_phantoms):
         verbose=0,
     ).fit(d.X, d.y, groups=d.groups)
     assert isinstance(pipe.named_steps["clf"].module_.ratios, StriatalRatios)
+    # explained through the contract: the ratios are read from the same input
+    sal, X_used = grad_cam(pipe, d.X[:2], method="gradcam")
+    assert sal.shape == X_used.shape[:1] + X_used.shape[2:] and np.isfinite(sal).all()
+
+
+class OneArgumentHead(nn.Module):
+    """A user's network whose classify takes the feature map alone."""
+
+    def __init__(self, in_channels=1, n_classes=4):
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, 4, 3, padding=1)
+        self.head = nn.Linear(4, n_classes)
+
+    def features(self, x):
+        return torch.relu(self.conv(x))
+
+    def classify(self, f):
+        return self.head(f.mean(dim=(2, 3, 4)))
+
+    def forward(self, x):
+        return self.classify(self.features(x))
+
+
+def test_one_argument_classify_is_still_explained(small_phantoms):
+    d = small_phantoms
+    clf = Spect3DClassifier(
+        module=OneArgumentHead, max_epochs=1, random_state=0, verbose=0
+    ).fit(d.X, d.y)
+    sal, _ = grad_cam(clf, d.X[:2], method="gradcam")
+    assert sal.shape == (2, *d.X.shape[-3:]) and np.isfinite(sal).all()
