@@ -235,8 +235,8 @@ MUTATIONS = [
     (
         "the ratio head drops its ratios (the network alone)",
         "spectclf/nets.py",
-        "            pooled.append(self.ratio_norm(self.ratios(x)).to(pooled[0].dtype))",
-        "            pooled.append(torch.zeros_like(self.ratio_norm(self.ratios(x))))",
+        "            parts.append(self.ratio_norm(self.ratios(x)).to(parts[0].dtype))",
+        "            parts.append(torch.zeros_like(self.ratio_norm(self.ratios(x))))",
         "tests/test_nets.py -k head_reads",
     ),
     (

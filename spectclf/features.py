@@ -26,8 +26,6 @@ from spectclf.transforms import as_volumes
 
 __all__ = ["SBRFeatures", "make_sbr_baseline"]
 
-_REGIONS = STRIATAL_REGIONS
-
 
 class SBRFeatures(TransformerMixin, BaseEstimator):
     """Striatal binding ratios and derived indices, in regions that follow the anatomy.
@@ -113,7 +111,7 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
         )
         if self.masks is not None:
             masks.update({k: np.asarray(v, dtype=bool) for k, v in self.masks.items()})
-        for name in (*_REGIONS, "reference"):
+        for name in (*STRIATAL_REGIONS, "reference"):
             m = masks.get(name)
             if m is None or m.shape != self.mask_shape_ or not m.any():
                 raise ValueError(
@@ -148,10 +146,11 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
         ref = vol[:, self.masks_["reference"].ravel()].mean(1)
         ref = np.maximum(ref, 1e-6)
         sbr = {
-            r: (vol[:, self.masks_[r].ravel()].mean(1) - ref) / ref for r in _REGIONS
+            r: (vol[:, self.masks_[r].ravel()].mean(1) - ref) / ref
+            for r in STRIATAL_REGIONS
         }
         eps = 1e-3
-        cols = [sbr[r] for r in _REGIONS]
+        cols = [sbr[r] for r in STRIATAL_REGIONS]
         for side in ("left", "right"):
             cols.append(
                 sbr[f"{side}_putamen"] / np.maximum(sbr[f"{side}_caudate"], eps)
@@ -168,7 +167,7 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Names of the output features."""
-        names = [f"sbr_{r}" for r in _REGIONS] + [
+        names = [f"sbr_{r}" for r in STRIATAL_REGIONS] + [
             "putamen_caudate_ratio_left",
             "putamen_caudate_ratio_right",
             "asymmetry_index_putamen",

@@ -247,14 +247,14 @@ class ResNet3D(nn.Module):
             pooled.append(f.mean(dim=(2, 3, 4)))
         if self.pool_mode in ("max", "avgmax"):
             pooled.append(f.amax(dim=(2, 3, 4)))
-        pooled = [self.dropout(torch.cat(pooled, dim=1))]
+        parts = [self.dropout(torch.cat(pooled, dim=1))]
         if self.ratios is not None:
             if x is None:
                 raise ValueError(
                     "classify(f, x) needs the input x with striatal_ratios=True."
                 )
-            pooled.append(self.ratio_norm(self.ratios(x)).to(pooled[0].dtype))
-        return self.head(torch.cat(pooled, dim=1))
+            parts.append(self.ratio_norm(self.ratios(x)).to(parts[0].dtype))
+        return self.head(torch.cat(parts, dim=1))
 
 
 class SeedCNN(nn.Module):
