@@ -253,6 +253,13 @@ MUTATIONS = [
         "module.classify(acts)",
         "tests/test_nets.py -k reaches_the_network",
     ),
+    (
+        "the ratio head is allowed without a striatum block",
+        "spectclf/pipelines.py",
+        '    if classifier_params.get("module__striatal_ratios") and not (',
+        "    if False and not (",
+        "tests/test_nets.py -k reaches_the_network",
+    ),
 ]
 
 

@@ -42,7 +42,8 @@ def make_default_pipeline(
         (:class:`~spectclf.CenterCrop`, for data already centred on the striatum);
         None keeps everything. With ``"striatum"``, ``module__striatal_ratios=True``
         also gives the network's head the block's striatal binding ratios
-        (:class:`~spectclf.nets.ResNet3D`); it is off by default (measured on the
+        (:class:`~spectclf.nets.ResNet3D`; other crops refuse it with a
+        ``ValueError``); it is off by default (measured on the
         eight robustness cohorts: balanced accuracy 0.83 vs 0.82 on average, but
         fewer stage-4 patients found and less calibrated probabilities).
     sampler : imblearn sampler, default=None
@@ -81,6 +82,13 @@ def make_default_pipeline(
             classifier_params.get("criterion") == "logit_adjusted"
         )
         class_weight = None if rebalanced else "balanced"
+    if classifier_params.get("module__striatal_ratios") and not (
+        isinstance(crop, str) and crop == "striatum"
+    ):
+        raise ValueError(
+            "module__striatal_ratios=True measures the striatum in the network's "
+            f"input block: it needs crop='striatum', got crop={crop!r}"
+        )
     crop_step = "passthrough"
     if isinstance(crop, str):
         if crop != "striatum":

@@ -95,6 +95,9 @@ def test_the_ratio_head_is_opt_in_and_reaches_the_network(small_phantoms):
         return pipe.named_steps["clf"].get_params().get("module__striatal_ratios")
 
     assert ratios(make_default_pipeline()) is None  # off: see benchmarks/README.md
+    for crop in (None, 0.8):  # no striatum block to measure the regions in
+        with pytest.raises(ValueError, match="needs crop='striatum'"):
+            make_default_pipeline(crop=crop, module__striatal_ratios=True)
     d = small_phantoms
     pipe = make_default_pipeline(
         (8, 16, 16),
