@@ -22,6 +22,7 @@ from robustness import COHORTS, _cnn, build_cohort
 from sklearn.metrics import balanced_accuracy_score
 
 from spectclf import evaluate
+from spectclf.explain import _split_pipeline
 from spectclf.metrics import expected_calibration_error
 
 
@@ -31,11 +32,8 @@ def held_out_proba(res, data) -> tuple[np.ndarray, np.ndarray]:
     plain, flipped = np.zeros_like(res.proba), np.zeros_like(res.proba)
     for k, est in enumerate(res.estimators):
         held = res.fold == k
-        Xt = data.X[[row[p] for p in res.patients[held]]]
-        for _, step in est.steps[:-1]:
-            if step != "passthrough" and not hasattr(step, "fit_resample"):
-                Xt = step.transform(Xt)
-        clf = est.steps[-1][1]
+        # the pipeline's transformers (samplers skipped), then its classifier
+        clf, Xt = _split_pipeline(est, data.X[[row[p] for p in res.patients[held]]])
         plain[held] = clf.predict_proba(Xt)
         flipped[held] = clf.predict_proba(np.ascontiguousarray(Xt[..., ::-1]))
     if not np.allclose(plain, res.proba, atol=1e-5):
