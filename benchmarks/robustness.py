@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import time
 from pathlib import Path
 
+import independent_cohorts  # beside this script
 import numpy as np
 
 from spectclf import (
@@ -64,7 +66,17 @@ COHORTS = {
         phantom={"pose_sd": 6.0},
         render={"colormap": "jet", "jpeg_quality": 75, "scaling": "cohort"},
     ),
+    # cohorts of benchmarks/independent_cohorts.py, written without reading the
+    # library's phantom code (other anatomy, noise and rendering); each kind draws its
+    # own patients (seed + offset)
+    "indep_A": dict(independent="A", seed_offset=0),  # whole head, nipy_spectral PNG
+    "indep_B": dict(
+        independent="B", seed_offset=1000
+    ),  # off-centre slab, reversed, JPEG
+    "indep_C": dict(independent="C", seed_offset=2000),  # zoomed out, viridis, mirrored
 }
+#: the cohorts a plain run measures: the library's own generator with four knob sets
+DEFAULT_COHORTS = ("whole_head", "slab_90mm", "shifted_zoomed", "jet_jpeg")
 
 
 def _cnn(rs, epochs, **params):
@@ -129,7 +141,13 @@ def build_cohort(name: str, root: Path, n_per_stage, shape, seed: int):
     """Write (once) and load one cohort with the library's default loader."""
     spec = COHORTS[name]
     folder = root / f"{name}-{'-'.join(map(str, n_per_stage))}-{seed}"
-    if not (folder / "done").exists():
+    if "independent" in spec and not (folder / "done").exists():
+        shutil.rmtree(folder, ignore_errors=True)  # a run cut off half-way
+        independent_cohorts.generate(
+            folder, spec["independent"], seed + spec["seed_offset"], list(n_per_stage)
+        )
+        (folder / "done").touch()
+    elif not (folder / "done").exists():
         d = make_spect_phantoms(
             n_per_stage, shape=shape, random_state=seed, **spec["phantom"]
         )
@@ -271,7 +289,11 @@ def markdown(results: dict) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cohorts", default=",".join(COHORTS))
+    p.add_argument(
+        "--cohorts",
+        default=",".join(DEFAULT_COHORTS),
+        help=f"comma-separated, of {', '.join(COHORTS)}",
+    )
     p.add_argument("--models", default="default,sbr")
     p.add_argument("--epochs", type=int, default=DEFAULT_MAX_EPOCHS)
     p.add_argument("--folds", type=int, default=5)
