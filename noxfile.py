@@ -84,7 +84,10 @@ def bench(session: nox.Session) -> None:
 def robustness(session: nox.Session) -> None:
     """Patient-grouped CV of the default pipeline and the SBR baseline on four
     differently generated cohorts (whole head, slab, shifted/zoomed, jet JPEG);
-    ``nox -s robustness -- --seed 1`` draws the four again with another seed."""
+    ``nox -s robustness -- --seed 1`` draws the four again with another seed;
+    ``-- --cohorts indep_A,indep_B,indep_C`` runs the cohorts of
+    ``benchmarks/independent_cohorts.py``, a generator written without the library's
+    phantom code."""
     _install(session, "bench")
     session.run(
         "python",

@@ -2,7 +2,9 @@
 not the demo.
 
 Each cohort is generated with different geometry and rendering knobs of
-``make_spect_phantoms`` / ``write_slice_folders``, written as slice folders, read back
+``make_spect_phantoms`` / ``write_slice_folders`` (or, for ``indep_A``, ``indep_B``,
+``indep_C``, by ``independent_cohorts.py``, a generator written without the
+library's phantom code), written as slice folders, read back
 with the library's default loader (colormap detection included) and cross-validated
 by patient (5 folds, the same folds for every model). Results go to
 ``benchmarks/results/robustness-full.json`` (``-quick`` with ``--quick``; rows of
@@ -254,9 +256,15 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     order = {name: i for i, name in enumerate([*COHORTS, *MODELS])}
-    for cohort in sorted(results, key=lambda c: order.get(c, len(order))):
+
+    def rank(name: str) -> tuple:
+        # "whole_head#seed1" after "whole_head", "default@30ep" next to "default"
+        base = name.split("#")[0].split("@")[0]
+        return order.get(base, len(order)), name
+
+    for cohort in sorted(results, key=rank):
         rows = results[cohort]
-        for model in sorted(rows, key=lambda m: order.get(m, len(order))):
+        for model in sorted(rows, key=rank):
             r = rows[model]
             if not isinstance(r, dict):
                 continue
