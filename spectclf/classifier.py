@@ -34,6 +34,7 @@ from spectclf._skorch_net import (
     SpectNet,
     resolve_precision,
 )
+from spectclf.anatomy import BLOCK_SIZE
 from spectclf.augment import VolumeAugmenter, resolve_augment
 from spectclf.exceptions import TrainingDivergedError
 from spectclf.losses import CRITERIA, corn_probabilities
@@ -44,6 +45,7 @@ from spectclf.patient_groups import (
     grouped_train_valid_split,
     warn_ungrouped,
 )
+from spectclf.transforms import CenterCrop, StriatumCrop
 
 __all__ = ["Spect3DClassifier"]
 
@@ -492,6 +494,27 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
             },
             **routed,
         )
+
+    def _check_pipeline_input(self, steps) -> None:
+        """Refuse steps before this classifier that cannot feed its network.
+
+        Called by :class:`~spectclf.PatientPipeline` (and ``make_default_pipeline``)
+        with the ``(name, step)`` pairs before the classifier, so that a pipeline
+        changed with ``set_params`` (e.g. in a grid search) is checked too: the
+        striatal-ratio head (``module__striatal_ratios=True``) measures the striatum
+        in the block of a ``StriatumCrop`` of the default ``size``; any other input
+        would give ratios of misplaced regions.
+        """
+        if not self._routed_params().get("module__striatal_ratios"):
+            return
+        crops = [s for _, s in steps if isinstance(s, (StriatumCrop, CenterCrop))]
+        last = crops[-1] if crops else None
+        if not isinstance(last, StriatumCrop) or last.size != BLOCK_SIZE:
+            raise ValueError(
+                "module__striatal_ratios=True measures the striatum in the network's "
+                f"input block: it needs crop='striatum' (StriatumCrop(size={BLOCK_SIZE}) "
+                f"as the last crop before the classifier), got {last!r}"
+            )
 
     def fit(self, X, y, groups=None):
         """Train the network.

@@ -82,13 +82,6 @@ def make_default_pipeline(
             classifier_params.get("criterion") == "logit_adjusted"
         )
         class_weight = None if rebalanced else "balanced"
-    if classifier_params.get("module__striatal_ratios") and not (
-        isinstance(crop, str) and crop == "striatum"
-    ):
-        raise ValueError(
-            "module__striatal_ratios=True measures the striatum in the network's "
-            f"input block: it needs crop='striatum', got crop={crop!r}"
-        )
     crop_step = "passthrough"
     if isinstance(crop, str):
         if crop != "striatum":
@@ -105,7 +98,7 @@ def make_default_pipeline(
         crop_step = CenterCrop(
             tuple(max(1, round(s * f)) for s, f in zip(shape, frac, strict=True))
         )
-    return PatientPipeline(
+    pipeline = PatientPipeline(
         [
             ("resize", VolumeResizer(shape)),
             ("norm", IntensityNormalizer(method="reference")),
@@ -114,3 +107,6 @@ def make_default_pipeline(
             ("clf", Spect3DClassifier(class_weight=class_weight, **classifier_params)),
         ]
     )
+    # refused here already (fit checks again, after any set_params)
+    pipeline.steps[-1][1]._check_pipeline_input(pipeline.steps[:-1])
+    return pipeline

@@ -287,6 +287,11 @@ class PatientPipeline(Pipeline):
         self : PatientPipeline
         """
         self._validate_steps()
+        # the final estimator may refuse steps that cannot feed it (checked here, not
+        # only where the pipeline was built: set_params can change any step)
+        check = getattr(self._final_estimator, "_check_pipeline_input", None)
+        if check is not None:
+            check(self.steps[:-1])
         Xt, yt = X, y
         gt = None if groups is None else np.asarray(groups)
         if gt is not None and len(gt) != len(y):

@@ -99,6 +99,16 @@ def test_the_ratio_head_is_opt_in_and_reaches_the_network(small_phantoms):
         with pytest.raises(ValueError, match="needs crop='striatum'"):
             make_default_pipeline(crop=crop, module__striatal_ratios=True)
     d = small_phantoms
+    # switched on, or the block changed, after the pipeline was built (as a grid
+    # search does): fit refuses before training
+    bypasses = [
+        make_default_pipeline(crop=None).set_params(clf__module__striatal_ratios=True),
+        make_default_pipeline(module__striatal_ratios=True).set_params(crop__size=0.7),
+    ]
+    for pipe in bypasses:
+        with pytest.raises(ValueError, match="needs crop='striatum'"):
+            pipe.fit(d.X, d.y, groups=d.groups)
+        assert not hasattr(pipe.named_steps["clf"], "module_")
     pipe = make_default_pipeline(
         (8, 16, 16),
         max_epochs=1,
