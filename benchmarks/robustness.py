@@ -258,9 +258,11 @@ def markdown(results: dict) -> str:
     order = {name: i for i, name in enumerate([*COHORTS, *MODELS])}
 
     def rank(name: str) -> tuple:
-        # "whole_head#seed1" after "whole_head", "default@30ep" next to "default"
-        base = name.split("#")[0].split("@")[0]
-        return order.get(base, len(order)), name
+        # "whole_head#seed1" after "whole_head" (seed 2 before 10), "default@30ep"
+        # next to "default"
+        head, _, seed = name.partition("#seed")
+        base = head.split("@")[0]
+        return order.get(base, len(order)), int(seed or 0), name
 
     for cohort in sorted(results, key=rank):
         rows = results[cohort]
@@ -320,7 +322,10 @@ def main(argv=None) -> None:
     p.add_argument("--data", type=Path, default=Path("benchmarks/.cohorts"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument(
-        "--quick", action="store_true", help="29 patients, 16x32x32, 5 epochs, 3 folds"
+        "--quick",
+        action="store_true",
+        help="29 patients, 16x32x32 (the independent cohorts keep their own geometry), "
+        "5 epochs, 3 folds",
     )
     p.add_argument(
         "--table",

@@ -34,33 +34,46 @@ def generator():
     monkeypatch.undo()
 
 
-# B: a reversed, off-centre JPEG slab in neurological view (patient's left on the
-# image's left); C: a mirrored (radiological) zoomed-out "viridis" JPEG head with one
-# brightness scale for the cohort
+# A: a "nipy_spectral" whole head and B: a reversed, off-centre JPEG slab, both in
+# neurological view (patient's left on the image's left); C: a zoomed-out "viridis"
+# JPEG head in radiological view (the library's own) with one brightness scale for
+# the cohort
 @pytest.mark.parametrize(
     "kind, load_options",
-    [("B", {"slice_order": "reverse", "flip_lr": True}), ("C", {})],
+    [
+        ("A", {"flip_lr": True}),
+        ("B", {"slice_order": "reverse", "flip_lr": True}),
+        ("C", {}),
+    ],
 )
 def test_independent_cohort_read_located_and_measured(
     generator, tmp_path, kind, load_options
 ):
-    generator.generate(tmp_path, kind, seed=3, counts=[4, 3, 3, 4])
+    generator.generate(tmp_path, kind, seed=3, counts=[5, 5, 5, 5])
     data = load_slice_folders(tmp_path, **load_options)
     assert data.colormap == generator.KINDS[kind]["cmap"]
     assert all(locate_striatum(v[0]).found for v in data.X)
 
-    truth = {r["patient_id"]: r for r in csv.DictReader(open(tmp_path / "truth.csv"))}
+    with open(tmp_path / "truth.csv") as fh:
+        truth = {r["patient_id"]: r for r in csv.DictReader(fh)}
+
+    def true(column):
+        return np.array([float(truth[str(g)][column]) for g in data.groups])
+
     names = SBRFeatures().fit(data.X).get_feature_names_out().tolist()
     F = SBRFeatures().fit_transform(data.X)
-    for side, other in (("L", "R"), ("R", "L")):
-        word = {"L": "left", "R": "right"}[side]
-        measured = F[:, names.index(f"sbr_{word}_putamen")]
-        r_same, r_other = (
-            np.corrcoef(
-                measured, [float(truth[str(g)][f"put_sbr_{s}"]) for g in data.groups]
-            )[0, 1]
-            for s in (side, other)
-        )
-        # the putamen region lies on the putamen, on the side it is named for
-        assert r_same > 0.85, (kind, side, r_same)
-        assert r_same > r_other + 0.1, (kind, side, r_same, r_other)
+    measured = {
+        s: F[:, names.index(f"sbr_{w}_putamen")]
+        for s, w in (("L", "left"), ("R", "right"))
+    }
+    # the regions sit on the striatum: each measured putamen SBR follows the true one
+    for side in ("L", "R"):
+        r = np.corrcoef(measured[side], true(f"put_sbr_{side}"))[0, 1]
+        assert r > 0.85, (kind, side, r)
+    # ... on the side it is named for: the left-right difference, free of the stage
+    # signal both sides share, follows the true difference (about -0.9 if mirrored;
+    # 0.83-0.89 was the 1st percentile over draws of 20 patients)
+    r_diff = np.corrcoef(
+        measured["L"] - measured["R"], true("put_sbr_L") - true("put_sbr_R")
+    )[0, 1]
+    assert r_diff > 0.7, (kind, r_diff)
