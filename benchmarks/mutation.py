@@ -255,10 +255,31 @@ MUTATIONS = [
     ),
     (
         "the ratio head is allowed without a striatum block",
-        "spectclf/pipelines.py",
-        '    if classifier_params.get("module__striatal_ratios") and not (',
-        "    if False and not (",
+        "spectclf/classifier.py",
+        '        if not self._routed_params().get("module__striatal_ratios"):',
+        "        if True:",
         "tests/test_nets.py -k reaches_the_network",
+    ),
+    (
+        "PatientPipeline.fit does not re-check the steps (set_params bypasses)",
+        "spectclf/sampling.py",
+        "            check(self.steps[:-1])",
+        "            pass",
+        "tests/test_nets.py -k reaches_the_network",
+    ),
+    (
+        "the ratio head accepts a striatum block of any size",
+        "spectclf/classifier.py",
+        " or last.size != BLOCK_SIZE:",
+        ":",
+        "tests/test_nets.py -k reaches_the_network",
+    ),
+    (
+        "slice folders in neurological view are not mirrored by flip_lr",
+        "spectclf/io/slices.py",
+        "        if flip_lr:\n            out = out[..., ::-1]",
+        "        if False:\n            out = out[..., ::-1]",
+        "tests/test_independent_cohorts.py",
     ),
 ]
 

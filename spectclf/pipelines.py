@@ -43,7 +43,8 @@ def make_default_pipeline(
         None keeps everything. With ``"striatum"``, ``module__striatal_ratios=True``
         also gives the network's head the block's striatal binding ratios
         (:class:`~spectclf.nets.ResNet3D`; other crops refuse it with a
-        ``ValueError``); it is off by default (measured on the
+        ``ValueError``, here and again in ``fit`` after any ``set_params``); it is
+        off by default (measured on the
         eight robustness cohorts: balanced accuracy 0.83 vs 0.82 on average, but
         fewer stage-4 patients found and less calibrated probabilities).
     sampler : imblearn sampler, default=None
