@@ -71,11 +71,11 @@ COHORTS = {
     # cohorts of benchmarks/independent_cohorts.py, written without reading the
     # library's phantom code (other anatomy, noise and rendering); each kind draws its
     # own patients (seed + offset)
-    "indep_A": dict(independent="A", seed_offset=0),  # whole head, nipy_spectral PNG
-    "indep_B": dict(
-        independent="B", seed_offset=1000
-    ),  # off-centre slab, reversed, JPEG
-    "indep_C": dict(independent="C", seed_offset=2000),  # zoomed out, viridis, mirrored
+    # A: whole head, nipy_spectral PNG; B: off-centre slab stored back to front,
+    # JPEG; A and B in neurological view; C: zoomed out, viridis JPEG
+    "indep_A": dict(independent="A", seed_offset=0),
+    "indep_B": dict(independent="B", seed_offset=1000),
+    "indep_C": dict(independent="C", seed_offset=2000),
 }
 #: the cohorts a plain run measures: the library's own generator with four knob sets
 DEFAULT_COHORTS = ("whole_head", "slab_90mm", "shifted_zoomed", "jet_jpeg")
@@ -143,17 +143,21 @@ def build_cohort(name: str, root: Path, n_per_stage, shape, seed: int):
     """Write (once) and load one cohort with the library's default loader."""
     spec = COHORTS[name]
     folder = root / f"{name}-{'-'.join(map(str, n_per_stage))}-{seed}"
-    if "independent" in spec and not (folder / "done").exists():
-        shutil.rmtree(folder, ignore_errors=True)  # a run cut off half-way
-        independent_cohorts.generate(
-            folder, spec["independent"], seed + spec["seed_offset"], list(n_per_stage)
-        )
-        (folder / "done").touch()
-    elif not (folder / "done").exists():
-        d = make_spect_phantoms(
-            n_per_stage, shape=shape, random_state=seed, **spec["phantom"]
-        )
-        write_slice_folders(d.X, d.y, d.groups, folder, **spec["render"])
+    if not (folder / "done").exists():
+        if "independent" in spec:
+            # generate() wants an empty folder: clear what a cut-off run left
+            shutil.rmtree(folder, ignore_errors=True)
+            independent_cohorts.generate(
+                folder,
+                spec["independent"],
+                seed + spec["seed_offset"],
+                list(n_per_stage),
+            )
+        else:
+            d = make_spect_phantoms(
+                n_per_stage, shape=shape, random_state=seed, **spec["phantom"]
+            )
+            write_slice_folders(d.X, d.y, d.groups, folder, **spec["render"])
         (folder / "done").touch()
     return load_slice_folders(folder)
 

@@ -60,8 +60,8 @@ def test_independent_cohort_read_located_and_measured(
     def true(column):
         return np.array([float(truth[str(g)][column]) for g in data.groups])
 
-    names = SBRFeatures().fit(data.X).get_feature_names_out().tolist()
-    F = SBRFeatures().fit_transform(data.X)
+    features = SBRFeatures().fit(data.X)
+    F, names = features.transform(data.X), features.get_feature_names_out().tolist()
     measured = {
         s: F[:, names.index(f"sbr_{w}_putamen")]
         for s, w in (("L", "left"), ("R", "right"))
