@@ -2,8 +2,9 @@
 
 A DaTscan volume shows one dominant structure: the striatum, bilateral, hotter than
 the rest of the brain, whose uptake is non-specific. :func:`locate_striatum` smooths the
-volume, estimates the non-specific brain level and the brain mask, and takes the
-intensity-weighted centre of the hot voxels. :func:`striatum_block` resamples a block
+volume, estimates the non-specific brain level and the brain mask (the largest
+connected region above it, so that labels or a colour bar left in the images do not
+count as brain), and takes the intensity-weighted centre of the hot brain voxels. :func:`striatum_block` resamples a block
 centred there, sized relative to the brain, so that the same anatomy lands in the same
 place whatever the field of view, head position or zoom. :func:`block_region_masks`
 places the caudate, putamen and reference regions inside such a block.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.ndimage import gaussian_filter, label, map_coordinates
 from sklearn.utils import Bunch
 
 from spectclf._regions import CANONICAL_STRUCTURES, ellipsoid_mask, standard_grid
@@ -90,7 +91,7 @@ def locate_striatum(
     # refined once to leave out the (low-uptake) scalp
     rough = float(np.median(v[v > 0.15 * top]))
     brain_level = float(np.median(v[v > 0.6 * rough]))
-    brain = v > 0.6 * brain_level
+    brain = _largest_component(v > 0.6 * brain_level)
     coords = np.argwhere(brain)
     lo, hi = np.percentile(coords, [1, 99], axis=0)
     extent = np.maximum(hi - lo + 1, 4.0)
@@ -98,7 +99,7 @@ def locate_striatum(
     contrast = peak / max(brain_level, 1e-12)
     if contrast >= min_contrast:
         thr = brain_level + 0.5 * (peak - brain_level)
-        hot = v > thr
+        hot = brain & (v > thr)
         w = (v[hot] - thr).astype(np.float64)
         centre = (np.argwhere(hot) * w[:, None]).sum(0) / w.sum()
         # left-right: the brain's midline, not the hot centroid, which drifts towards
@@ -117,6 +118,16 @@ def locate_striatum(
         contrast=contrast,
         found=found,
     )
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest face-connected region of a boolean mask (the mask if empty)."""
+    labels, n = label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == sizes.argmax()
 
 
 def striatum_block(

@@ -76,6 +76,25 @@ def _add_data(p: argparse.ArgumentParser) -> None:
         help="resample every patient to this shape when they differ",
     )
     p.add_argument(
+        "--slice-order",
+        choices=("natural", "reverse"),
+        default="natural",
+        help="'reverse' when a patient's first slice file is the most posterior "
+        "(default: natural, the first is the most anterior)",
+    )
+    p.add_argument(
+        "--flip-lr",
+        action="store_true",
+        help="mirror left and right: slices in neurological view (patient's left "
+        "on the image's left)",
+    )
+    p.add_argument(
+        "--keep-overlays",
+        action="store_true",
+        help="read pixels that keep one colour on every slice (a colour bar, "
+        "letters) as intensity instead of blanking them",
+    )
+    p.add_argument(
         "--skip-bad",
         action="store_true",
         help="skip unreadable patients with a warning instead of failing",
@@ -117,6 +136,9 @@ def _load_options(args) -> dict:
         "color": args.color,
         "colormap": args.colormap,
         "target_shape": args.target_shape,
+        "slice_order": args.slice_order,
+        "flip_lr": args.flip_lr,
+        "overlays": "keep" if args.keep_overlays else "remove",
         "on_error": "skip" if args.skip_bad else "raise",
     }
 
@@ -182,12 +204,14 @@ def cmd_demo(args) -> int:
     data = load_demo(args.data_home, verbose=args.verbose, **kwargs)
     _log(f"slice folders: {data.root}")
     _summarise(data)
+    # the demo's folders are read with the loader's defaults
     args.color, args.colormap, args.target_shape, args.skip_bad = (
         DEFAULT_COLOR,
         data.colormap,
         None,
         False,
     )
+    args.slice_order, args.flip_lr, args.keep_overlays = "natural", False, False
     evaluate_and_report(
         data,
         args.out,

@@ -251,3 +251,35 @@ def test_train_ensemble_then_predict_flags_uncertain(cohort_dir, tmp_path):
         assert r["check"] in ("yes", "no")
         assert (r["check"] == "yes") == (float(r["uncertainty"]) > 0.5)
     assert main(["train", str(cohort_dir), "--ensemble", "1", *TINY]) == 2
+
+
+def test_orientation_and_overlay_options_travel_with_the_model(cohort_dir, tmp_path):
+    from spectclf.io import load_patient_folders
+    from spectclf.model_io import load_model
+
+    model = tmp_path / "m.safetensors"
+    argv = ["train", str(cohort_dir), "--colormap", "hot", "--out", str(model)]
+    flags = ["--slice-order", "reverse", "--flip-lr", "--keep-overlays"]
+    assert main([*argv, *flags, *TINY, "--epochs", "3"]) == 0
+    bundle = load_model(model)
+    assert bundle.extra["load"] == {
+        "color": "colormap",
+        "colormap": "hot",
+        "target_shape": None,
+        "slice_order": "reverse",
+        "flip_lr": True,
+        "overlays": "keep",
+        "on_error": "raise",
+    }
+    preds = tmp_path / "p.csv"
+    patients = cohort_dir / "stage_3"
+    assert main(["predict", str(model), str(patients), "--out", str(preds)]) == 0
+    rows = list(csv.DictReader(open(preds)))
+    got = np.array([[float(r[f"p_stage_{s}"]) for s in (1, 2, 3, 4)] for r in rows])
+    # predict reads new patients as the training patients were read
+    data = load_patient_folders(
+        patients, colormap="hot", slice_order="reverse", flip_lr=True
+    )
+    np.testing.assert_allclose(got, bundle.model.predict_proba(data.X), atol=1e-4)
+    plain = load_patient_folders(patients, colormap="hot")
+    assert np.abs(got - bundle.model.predict_proba(plain.X)).max() > 5e-4

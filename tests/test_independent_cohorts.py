@@ -18,6 +18,7 @@ import pytest
 
 from spectclf import SBRFeatures, load_slice_folders
 from spectclf.anatomy import locate_striatum
+from spectclf.datasets import draw_overlays
 
 _SCRIPT = Path(__file__).parents[1] / "benchmarks" / "independent_cohorts.py"
 
@@ -39,18 +40,25 @@ def generator():
 # JPEG head in radiological view (the library's own) with one brightness scale for
 # the cohort
 @pytest.mark.parametrize(
-    "kind, load_options",
+    "kind, load_options, overlaid",
     [
-        ("A", {"flip_lr": True}),
-        ("B", {"slice_order": "reverse", "flip_lr": True}),
-        ("C", {}),
+        ("A", {"flip_lr": True}, False),
+        ("B", {"slice_order": "reverse", "flip_lr": True}, False),
+        ("C", {}, False),
+        # the JPEG slab with a colour bar and a letter burnt into every slice
+        ("B", {"slice_order": "reverse", "flip_lr": True}, True),
     ],
 )
 def test_independent_cohort_read_located_and_measured(
-    generator, tmp_path, kind, load_options
+    generator, tmp_path, kind, load_options, overlaid
 ):
     generator.generate(tmp_path, kind, seed=3, counts=[5, 5, 5, 5])
-    data = load_slice_folders(tmp_path, **load_options)
+    if overlaid:
+        draw_overlays(tmp_path, generator.KINDS[kind]["cmap"], bar_width=7)
+        with pytest.warns(UserWarning, match="Blanked overlays .* 20 of 20"):
+            data = load_slice_folders(tmp_path, **load_options)
+    else:
+        data = load_slice_folders(tmp_path, **load_options)
     assert data.colormap == generator.KINDS[kind]["cmap"]
     assert all(locate_striatum(v[0]).found for v in data.X)
 

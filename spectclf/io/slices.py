@@ -35,10 +35,12 @@ from spectclf.io.layout import (
     patient_entries,
     stage_folders,
 )
+from spectclf.io.overlays import find_static_overlays
 
 __all__ = ["decode_slice", "load_patient_folders", "load_slice_folders"]
 
 _COLORS = ("rgb", "gray", "colormap")
+_OVERLAYS = ("remove", "keep")
 
 
 def decode_slice(path: Path) -> np.ndarray:
@@ -113,7 +115,9 @@ def _read_patient(pdir: Path, pid: str, problems: ProblemLog):
     return np.stack(slices), [str(f) for f in files]
 
 
-def _check_options(color, colormap, slice_order) -> None:
+def _check_options(color, colormap, slice_order, overlays) -> None:
+    if overlays not in _OVERLAYS:
+        raise ValueError(f"overlays must be 'remove' or 'keep', got {overlays!r}")
     if color not in _COLORS:
         raise ValueError(f"color must be 'rgb', 'gray' or 'colormap', got {color!r}")
     if color == "colormap" and colormap != "auto":
@@ -141,10 +145,12 @@ def _resolve_colormap(raw: list[np.ndarray], colormap: str) -> tuple[str, float 
     return detect_colormap(sample)
 
 
-def _to_volumes(raw, patients, color, colormap, slice_order, flip_lr):
-    """Decoded slices -> ``(C, D, H, W)`` intensity volumes and each patient's mean
-    RGB distance to the colormap (NaN when not read through one)."""
+def _to_volumes(raw, patients, color, colormap, slice_order, flip_lr, overlays):
+    """Decoded slices -> ``(C, D, H, W)`` intensity volumes, each patient's mean RGB
+    distance to the colormap (NaN when not read through one) and number of overlay
+    pixels blanked."""
     volumes, residuals = [], np.full(len(raw), np.nan)
+    blanked = np.zeros(len(raw), dtype=int)
     for i, (pid, vol) in enumerate(zip(patients, raw, strict=True)):
         if color == "colormap" and vol.ndim == 4:
             values, residuals[i] = invert_colormap(vol, colormap, return_residual=True)
@@ -160,12 +166,30 @@ def _to_volumes(raw, patients, color, colormap, slice_order, flip_lr):
                 )
             except SpectDataError as exc:
                 raise SpectDataError(f"patient {pid!r}: {exc}") from None
+        if overlays == "remove" and out.shape[0] == 1:
+            mask = find_static_overlays(vol, out[0])
+            out[..., mask] = 0.0
+            blanked[i] = int(mask.sum())
         if slice_order == "reverse":
             out = out[:, ::-1]
         if flip_lr:
             out = out[..., ::-1]
         volumes.append(np.ascontiguousarray(out, dtype=np.float32))
-    return volumes, residuals
+    return volumes, residuals, blanked
+
+
+def _warn_overlays(blanked, patients) -> None:
+    hit = [f"{pid} ({n})" for pid, n in zip(patients, blanked, strict=True) if n]
+    if hit:
+        warnings.warn(
+            f"Blanked overlays (pixels of the same colour on every slice: a colour "
+            f"bar, orientation letters, labels) in {len(hit)} of {len(patients)} "
+            f"patient(s), pixels per patient: {', '.join(hit[:10])}"
+            + (", ..." if len(hit) > 10 else "")
+            + ". Pass overlays='keep' to read them as intensity.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_off_table(residuals, patients, colormap) -> None:
@@ -195,6 +219,7 @@ def load_slice_folders(
     stage_map: Mapping[str, int] | None = None,
     slice_order: Literal["natural", "reverse"] = "natural",
     flip_lr: bool = False,
+    overlays: Literal["remove", "keep"] = "remove",
     on_error: Literal["raise", "skip"] = "raise",
     verbose: int = 0,
 ) -> Bunch:
@@ -230,6 +255,14 @@ def load_slice_folders(
         ``"reverse"`` when the first file is the most *posterior* slice.
     flip_lr : bool, default=False
         Mirror left and right (images in neurological rather than radiological view).
+    overlays : {"remove", "keep"}, default="remove"
+        ``"remove"`` sets to zero, in every slice, the pixels that keep one colour
+        (other than the background's) through all of a patient's slices: a colour bar,
+        orientation letters or labels burnt into an export, which would otherwise
+        read as hot structures (:func:`spectclf.io.overlays.find_static_overlays`;
+        patients with fewer than 8 slices are left as they are). A warning names the
+        patients and the pixels blanked. Applies to one-channel reading
+        (``"colormap"``, ``"gray"``); ``"rgb"`` keeps every pixel.
     on_error : {"raise", "skip"}, default="raise"
         On an unreadable image, empty patient folder, slice gap or unknown stage
         folder, raise (default) or skip that patient or folder and warn with the
@@ -247,6 +280,7 @@ def load_slice_folders(
         ``colour_residual`` (of the colormap detection); ``patient_colour_residual``
         each patient's mean RGB distance to the colormap (NaN when not read through
         one; above 10 the intensities are suspect and a warning names the patient);
+        ``overlay_pixels`` each patient's number of pixels blanked as overlay;
         ``target_names``; ``skipped`` and ``notes`` messages.
 
     Raises
@@ -263,7 +297,7 @@ def load_slice_folders(
     load_volumes : one 3-D file (NIfTI, DICOM, NumPy) per patient.
     spectclf.datasets.write_slice_folders : writes this layout.
     """
-    _check_options(color, colormap, slice_order)
+    _check_options(color, colormap, slice_order, overlays)
     root = Path(root)
     problems = ProblemLog(on_error)
     records = [
@@ -295,8 +329,11 @@ def load_slice_folders(
     )
     if verbose and colormap == "auto" and color == "colormap":
         print(f"[spectclf] colours read as colormap {used!r}", flush=True)
-    volumes, residuals = _to_volumes(raw, patients, color, used, slice_order, flip_lr)
+    volumes, residuals, blanked = _to_volumes(
+        raw, patients, color, used, slice_order, flip_lr, overlays
+    )
     _warn_off_table(residuals, patients, used)
+    _warn_overlays(blanked, patients)
     return make_bunch(
         stack_volumes(volumes, patients, target_shape),
         stages,
@@ -309,6 +346,7 @@ def load_slice_folders(
         colormap=used,
         colour_residual=residual,
         patient_colour_residual=residuals,
+        overlay_pixels=blanked,
         root=str(root),
     )
 
@@ -321,6 +359,7 @@ def load_patient_folders(
     target_shape: Sequence[int] | None = None,
     slice_order: Literal["natural", "reverse"] = "natural",
     flip_lr: bool = False,
+    overlays: Literal["remove", "keep"] = "remove",
     on_error: Literal["raise", "skip"] = "raise",
 ) -> Bunch:
     """Load unlabelled patients: one folder of slice images each (for prediction).
@@ -331,16 +370,17 @@ def load_patient_folders(
         A single patient folder (holding slice images), a folder of patient folders,
         or a list of patient folders. A folder holding both images and sub-folders is
         refused: it is unclear whether it is one patient or many.
-    color, colormap, target_shape, slice_order, flip_lr, on_error
+    color, colormap, target_shape, slice_order, flip_lr, overlays, on_error
         As in :func:`load_slice_folders`.
 
     Returns
     -------
     data : Bunch
         ``X``, ``groups`` (folder names), ``paths``, ``slice_paths``, ``colormap``,
-        ``patient_colour_residual`` (as in :func:`load_slice_folders`), ``skipped``.
+        ``patient_colour_residual``, ``overlay_pixels`` (as in
+        :func:`load_slice_folders`), ``skipped``.
     """
-    _check_options(color, colormap, slice_order)
+    _check_options(color, colormap, slice_order, overlays)
     problems = ProblemLog(on_error)
     if isinstance(paths, (str, Path)):
         root = Path(paths)
@@ -371,8 +411,11 @@ def load_patient_folders(
     if not raw:
         raise SpectDataError(f"No patient slice folders found in {paths}.")
     used, _ = _resolve_colormap(raw, colormap) if color == "colormap" else (None, None)
-    volumes, residuals = _to_volumes(raw, patients, color, used, slice_order, flip_lr)
+    volumes, residuals, blanked = _to_volumes(
+        raw, patients, color, used, slice_order, flip_lr, overlays
+    )
     _warn_off_table(residuals, patients, used)
+    _warn_overlays(blanked, patients)
     return Bunch(
         X=stack_volumes(volumes, patients, target_shape),
         groups=np.asarray(patients, dtype=object),
@@ -380,5 +423,6 @@ def load_patient_folders(
         slice_paths=slice_paths,
         colormap=used,
         patient_colour_residual=residuals,
+        overlay_pixels=blanked,
         skipped=problems.skipped,
     )

@@ -1,0 +1,105 @@
+"""Overlays burnt into exported slices (colour bar, letters) and the localiser."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from spectclf import load_slice_folders, make_spect_phantoms, write_slice_folders
+from spectclf.anatomy import locate_striatum
+from spectclf.datasets import draw_overlays
+from spectclf.io.overlays import MIN_OVERLAY_SLICES, find_static_overlays
+
+
+@pytest.fixture(scope="module")
+def cohorts(tmp_path_factory):
+    d = make_spect_phantoms((2, 2, 2, 2), shape=(16, 40, 40), random_state=3)
+    roots = {}
+    for name in ("clean", "overlaid"):
+        roots[name] = tmp_path_factory.mktemp(name)
+        write_slice_folders(d.X, d.y, d.groups, roots[name], colormap="hot")
+    changed = draw_overlays(roots["overlaid"], "hot")
+    return roots, changed
+
+
+def test_colour_bar_and_letter_are_blanked_and_the_scan_kept(cohorts):
+    roots, changed = cohorts
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overlay, no warning
+        clean = load_slice_folders(roots["clean"])
+    assert (clean.overlay_pixels == 0).all()
+    with pytest.warns(UserWarning, match=r"Blanked overlays .* 8 of 8 .*P00\d \(\d+\)"):
+        data = load_slice_folders(roots["overlaid"])
+    assert data.colormap == "hot"
+    for i, pid in enumerate(data.groups):
+        drawn = changed[pid]
+        vol, ref = data.X[i, 0], clean.X[i, 0]
+        # every drawn pixel reads as nothing, in every slice ...
+        assert (vol[:, drawn] == 0).all(), pid
+        # ... and outside the drawing (and its 1-pixel rim) the scan is untouched
+        rim = np.zeros_like(drawn)
+        rim[1:, :] |= drawn[:-1, :]
+        rim[:-1, :] |= drawn[1:, :]
+        rim[:, 1:] |= drawn[:, :-1]
+        rim[:, :-1] |= drawn[:, 1:]
+        kept = ~(drawn | rim)
+        np.testing.assert_array_equal(vol[:, kept], ref[:, kept])
+        assert data.overlay_pixels[i] >= drawn.sum()
+
+
+def test_overlays_keep_reads_the_bar_as_intensity(cohorts):
+    roots, changed = cohorts
+    kept = load_slice_folders(roots["overlaid"], overlays="keep")
+    assert (kept.overlay_pixels == 0).all()
+    # the bar's top (4 pixels wide) reads as the hottest value in every slice
+    assert np.allclose(kept.X[:, 0, :, 0, -4:], 1.0, atol=0.01)
+
+
+def test_striatum_found_where_it_was_without_overlays(cohorts):
+    roots, _ = cohorts
+    clean = load_slice_folders(roots["clean"])
+    with pytest.warns(UserWarning, match="Blanked overlays"):
+        data = load_slice_folders(roots["overlaid"])
+    for a, b in zip(clean.X[:, 0], data.X[:, 0], strict=True):
+        la, lb = locate_striatum(a), locate_striatum(b)
+        assert lb.found
+        np.testing.assert_allclose(lb.centre, la.centre, atol=0.5)
+        np.testing.assert_allclose(lb.extent, la.extent, atol=1.0)
+
+
+def test_localiser_ignores_a_hot_blob_outside_the_brain():
+    vol = make_spect_phantoms((1, 0, 0, 0), shape=(20, 48, 48), random_state=0).X[0, 0]
+    ref = locate_striatum(vol)
+    vol = vol.copy()
+    vol[:4, :4, :4] = 3 * vol.max()  # a hot speck in a corner, apart from the head
+    loc = locate_striatum(vol)
+    np.testing.assert_allclose(loc.centre, ref.centre, atol=0.5)
+    np.testing.assert_allclose(loc.extent, ref.extent, atol=1.0)
+
+
+def test_static_pixels_need_enough_slices():
+    rng = np.random.default_rng(0)
+    slices = rng.integers(0, 255, (MIN_OVERLAY_SLICES, 20, 20, 3), dtype=np.uint8)
+    slices[:, :6, :6] = (200, 40, 40)  # a static block
+    level = slices.mean(-1) / 255.0
+    assert find_static_overlays(slices, level)[:6, :6].all()
+    short = slices[: MIN_OVERLAY_SLICES - 1]
+    assert not find_static_overlays(short, level[: len(short)]).any()
+
+
+def test_static_background_of_any_level_is_not_an_overlay():
+    # jet's lowest colour is dark blue: its luminance (0.06) is the background here
+    rng = np.random.default_rng(0)
+    level = np.full((12, 30, 30), 0.06, dtype=np.float32)
+    level[:, 8:22, 8:22] = rng.uniform(0.2, 1.0, (12, 14, 14))
+    assert not find_static_overlays(level, level).any()
+    level[:, 0:3, 25:28] = 0.9  # a static mark
+    assert find_static_overlays(level, level)[0:3, 25:28].all()
+
+
+def test_bad_overlays_option_is_named(cohorts):
+    roots, _ = cohorts
+    with pytest.raises(ValueError, match="overlays must be 'remove' or 'keep'"):
+        load_slice_folders(roots["clean"], overlays="drop")
