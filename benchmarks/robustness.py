@@ -38,6 +38,7 @@ from spectclf import (
     write_slice_folders,
 )
 from spectclf.classifier import DEFAULT_MAX_EPOCHS
+from spectclf.datasets import draw_overlays
 from spectclf.ensemble import UNCERTAINTY_THRESHOLD
 from spectclf.metrics import (
     calibration_p_value,
@@ -76,6 +77,13 @@ COHORTS = {
     "indep_A": dict(independent="A", seed_offset=0),
     "indep_B": dict(independent="B", seed_offset=1000),
     "indep_C": dict(independent="C", seed_offset=2000),
+    # indep_A's patients with a 7-pixel colour bar and an "R" burnt into every slice
+    # (datasets.draw_overlays), as a viewer's export carries them; read with the
+    # default (overlays blanked) and with overlays="keep"
+    "indep_A_overlays": dict(independent="A", seed_offset=0, overlays=7),
+    "indep_A_overlays_kept": dict(
+        independent="A", seed_offset=0, overlays=7, load={"overlays": "keep"}
+    ),
 }
 #: the cohorts a plain run measures: the library's own generator with four knob sets
 DEFAULT_COHORTS = ("whole_head", "slab_90mm", "shifted_zoomed", "jet_jpeg")
@@ -158,8 +166,11 @@ def build_cohort(name: str, root: Path, n_per_stage, shape, seed: int):
                 n_per_stage, shape=shape, random_state=seed, **spec["phantom"]
             )
             write_slice_folders(d.X, d.y, d.groups, folder, **spec["render"])
+        if "overlays" in spec:
+            cmap = independent_cohorts.KINDS[spec["independent"]]["cmap"]
+            draw_overlays(folder, cmap, bar_width=spec["overlays"])
         (folder / "done").touch()
-    return load_slice_folders(folder)
+    return load_slice_folders(folder, **spec.get("load", {}))
 
 
 def run(args, path: Path) -> dict:

@@ -70,3 +70,65 @@ def test_residual_measures_distance_to_the_table():
         np.array([[255, 0, 0]], dtype=np.uint8), "gray", return_residual=True
     )
     assert exact == 0.0 and off > 100
+
+
+def test_auto_leaves_out_maps_that_cannot_encode_intensity():
+    from spectclf.io.colour import auto_candidates
+
+    names = set(auto_candidates())
+    # periodic, cyclic and qualitative maps repeat colours: no intensity reads back
+    assert not names & {"flag", "prism", "hsv", "twilight", "tab10", "Set1", "flag_r"}
+    assert {"hot", "jet", "viridis", "gray", "nipy_spectral", "gist_heat"} <= names
+
+
+@pytest.fixture(scope="module")
+def phantoms_30():
+    from spectclf import make_spect_phantoms
+
+    return make_spect_phantoms((3, 3, 3, 3), shape=(20, 40, 40), random_state=0)
+
+
+def _repaint(root, old, new):
+    """Repaint one colour of every slice (a viewer's canvas)."""
+    from PIL import Image
+
+    for path in root.rglob("slice_*.png"):
+        a = np.asarray(Image.open(path).convert("RGB")).copy()
+        a[(a == old).all(-1)] = new
+        Image.fromarray(a).save(path)
+
+
+def test_jpeg_hot_slices_are_read_as_hot(phantoms_30, tmp_path):
+    d = phantoms_30
+    write_slice_folders(d.X, d.y, d.groups, tmp_path, colormap="hot", jpeg_quality=75)
+    data = load_slice_folders(tmp_path)
+    # (periodic "flag_r" fitted this JPEG noise better before it was left out)
+    assert data.colormap == "hot"
+    truth = d.X / d.X.max(axis=(1, 2, 3, 4), keepdims=True)
+    assert np.corrcoef(data.X.ravel(), truth.ravel())[0, 1] > 0.98
+
+
+@pytest.mark.parametrize("canvas", [(0, 0, 0), (255, 255, 255)])
+def test_black_or_white_canvas_reads_as_zero(phantoms_30, tmp_path, canvas):
+    from spectclf.io.colour import colormap_lut
+
+    d = phantoms_30
+    write_slice_folders(d.X, d.y, d.groups, tmp_path / "plain", colormap="hot")
+    write_slice_folders(d.X, d.y, d.groups, tmp_path / "canvas", colormap="hot")
+    # the background (hot's lowest colour, a dark red) painted black or white
+    _repaint(tmp_path / "canvas", colormap_lut("hot")[0], canvas)
+    plain = load_slice_folders(tmp_path / "plain")
+    for colormap in ("auto", "hot"):
+        data = load_slice_folders(tmp_path / "canvas", colormap=colormap)
+        assert data.colormap == "hot"  # not "hot_r" (white canvas) or "flag"
+        np.testing.assert_allclose(data.X, plain.X, atol=1 / 255)
+
+
+def test_inverted_gray_on_white_reads_the_right_way_round(phantoms_30, tmp_path):
+    d = phantoms_30
+    write_slice_folders(d.X, d.y, d.groups, tmp_path / "plain", colormap="gray")
+    write_slice_folders(d.X, d.y, d.groups, tmp_path / "inv", colormap="gray_r")
+    plain = load_slice_folders(tmp_path / "plain")
+    inverted = load_slice_folders(tmp_path / "inv")
+    assert inverted.colormap in ("gray_r", "binary", "Greys", "gist_yarg")
+    np.testing.assert_allclose(inverted.X, plain.X, atol=2 / 255)

@@ -8,6 +8,7 @@ for every colour, the nearest entry of a matplotlib colormap's look-up table;
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import numpy as np
@@ -20,7 +21,10 @@ __all__ = [
     "DEFAULT_COLORMAP",
     "LUMA_WEIGHTS",
     "OFF_TABLE_THRESHOLD",
+    "auto_candidates",
     "colormap_lut",
+    "canvas_mask",
+    "detect_canvas",
     "detect_colormap",
     "invert_colormap",
     "to_intensity",
@@ -37,6 +41,8 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: "jet" rendering measured 5.9-7.4; a wrong colormap measures tens.
 OFF_TABLE_THRESHOLD = 10.0
 _N_LUT = 256
+#: A colour within this distance (0-255 units) of the canvas colour is canvas.
+CANVAS_TOLERANCE = 8.0
 
 
 def colormap_lut(colormap: str, n: int = _N_LUT) -> np.ndarray:
@@ -52,6 +58,96 @@ def colormap_lut(colormap: str, n: int = _N_LUT) -> np.ndarray:
         ) from None
     rgb = cmap(np.linspace(0.0, 1.0, n))[:, :3]
     return np.round(rgb * 255).astype(np.uint8)
+
+
+def auto_candidates() -> list[str]:
+    """The matplotlib colormaps ``colormap="auto"`` chooses among.
+
+    Only maps that can encode an intensity: a map is left out when it has fewer than
+    64 colours (qualitative maps such as ``"tab10"``), when it returns to its first
+    colour (cyclic maps such as ``"hsv"``, ``"twilight"``) or when more than 2 % of
+    its colours recur at least a tenth of the range away (``"flag"``, ``"prism"``):
+    no intensity can be read back through them, and their many repeated colours fit
+    JPEG noise or a black canvas better than the map a scan was rendered with.
+    """
+    return list(_auto_candidates())
+
+
+@functools.cache
+def _auto_candidates() -> tuple[str, ...]:
+    import matplotlib
+
+    return tuple(n for n in sorted(matplotlib.colormaps) if _invertible(n))
+
+
+def _invertible(name: str) -> bool:
+    import matplotlib
+
+    if getattr(matplotlib.colormaps[name], "N", _N_LUT) < 64:
+        return False
+    lut = colormap_lut(name).astype(np.float64)
+    if np.linalg.norm(lut[0] - lut[-1]) < 40:
+        return False
+    pos = np.arange(len(lut))
+    dist = np.linalg.norm(lut[:, None] - lut[None], axis=-1)
+    dist[np.abs(pos[:, None] - pos[None]) < len(lut) // 10] = np.inf
+    return float((dist.min(axis=1) < 10).mean()) <= 0.02
+
+
+def detect_canvas(rgb: np.ndarray) -> np.ndarray | None:
+    """The canvas colour of rendered slices: pure black or white, or None.
+
+    A viewer often paints the space outside the scan in black or white, colours that
+    need not belong to the colormap (``"hot"`` starts at a dark red, and white is its
+    hottest colour). The canvas is pure black or pure white when the colours within
+    ``CANVAS_TOLERANCE`` of it make the most frequent colour of the sample and at
+    least 5 % of it; it reads as intensity 0.
+    """
+    colours, _, counts = _unique_colours(np.asarray(rgb).reshape(-1, 3))
+    for pure in (0.0, 255.0):
+        near = np.linalg.norm(colours - pure, axis=1) <= CANVAS_TOLERANCE
+        if near[np.argmax(counts)] and counts[near].sum() >= 0.05 * counts.sum():
+            return np.full(3, pure)
+    return None
+
+
+def canvas_mask(slices: np.ndarray, canvas: np.ndarray, colormap: str) -> np.ndarray:
+    """Pixels of ``(..., H, W, 3)`` slices that are canvas, not scan.
+
+    A group of pixels (connected within its slice) within ``CANVAS_TOLERANCE`` of the
+    ``canvas`` colour is canvas when it touches the image border or when what
+    surrounds it reads low through ``colormap`` (below 0.5: the canvas showing
+    through a hole in low-count tissue). A white peak inside the striatum is
+    ``"hot"``'s hottest colour, surrounded by hot colours: not canvas. Only colours
+    that ``colormap`` would read above 0.1 are marked (a black canvas already reads
+    about 0 in most maps).
+    """
+    from scipy import ndimage
+
+    slices = np.asarray(slices)
+    values = invert_colormap(slices, colormap)
+    dist = np.linalg.norm(slices.astype(np.float32) - canvas, axis=-1)
+    near = (dist <= CANVAS_TOLERANCE) & (values > 0.1)
+    shape = near.shape
+    near, values = near.reshape(-1, *shape[-2:]), values.reshape(-1, *shape[-2:])
+    out = np.zeros_like(near)
+    for k, image in enumerate(near):
+        if not image.any():
+            continue
+        labels, n = ndimage.label(image)
+        keep = np.zeros(n + 1, dtype=bool)
+        keep[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = (
+            True
+        )
+        # the mean reading of each group's one-pixel ring
+        grown = ndimage.grey_dilation(labels, size=(3, 3))
+        ring = (grown > 0) & (labels == 0)
+        total = np.bincount(grown[ring], weights=values[k][ring], minlength=n + 1)
+        count = np.bincount(grown[ring], minlength=n + 1)
+        keep |= (count > 0) & (total < 0.5 * count)
+        keep[0] = False
+        out[k] = keep[labels]
+    return out.reshape(shape)
 
 
 def _unique_colours(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,6 +170,7 @@ def invert_colormap(
     n: int = _N_LUT,
     *,
     return_residual: bool = False,
+    blank: np.ndarray | None = None,
 ):
     """Map RGB pixels to the position of the nearest colour in a colormap's LUT.
 
@@ -88,6 +185,9 @@ def invert_colormap(
     return_residual : bool, default=False
         Also return the pixel-weighted mean distance (0-255 units) between the
         colours and their nearest table entries.
+    blank : ndarray of bool, shape (...), default=None
+        Pixels that read as 0 and are left out of the residual (a viewer's canvas:
+        :func:`canvas_mask`).
 
     Returns
     -------
@@ -109,8 +209,12 @@ def invert_colormap(
     lut = colormap_lut(colormap, n).astype(np.float64)
     dist, idx = cKDTree(lut).query(colours)
     values = (idx / (n - 1)).astype(np.float32)[inverse]
+    dist = dist[inverse]
+    if blank is not None:
+        values[blank] = 0.0
+        dist = dist[~blank]
     if return_residual:
-        return values, float(np.average(dist, weights=counts))
+        return values, float(dist.mean()) if dist.size else 0.0
     return values
 
 
@@ -130,7 +234,8 @@ def detect_colormap(
     rgb : ndarray of shape (..., 3)
         Sample colours, uint8 or float in [0, 1].
     candidates : iterable of str, default=None
-        Colormap names to consider; None takes every colormap matplotlib registers.
+        Colormap names to consider; None takes :func:`auto_candidates` (every
+        matplotlib colormap that can encode an intensity).
 
     Returns
     -------
@@ -145,10 +250,8 @@ def detect_colormap(
     >>> detect_colormap(rgb)[0]
     'jet'
     """
-    import matplotlib
-
     colours, _, counts = _unique_colours(np.asarray(rgb).reshape(-1, 3))
-    names = sorted(candidates if candidates is not None else matplotlib.colormaps)
+    names = sorted(candidates if candidates is not None else auto_candidates())
     if not names:
         raise ValueError("detect_colormap needs at least one candidate colormap")
     background = colours[np.argmax(counts)]

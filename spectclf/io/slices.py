@@ -18,10 +18,13 @@ from sklearn.utils import Bunch
 from spectclf.exceptions import SpectDataError
 from spectclf.io.assemble import make_bunch, stack_volumes
 from spectclf.io.colour import (
+    CANVAS_TOLERANCE,
     DEFAULT_COLOR,
     DEFAULT_COLORMAP,
     OFF_TABLE_THRESHOLD,
+    canvas_mask,
     colormap_lut,
+    detect_canvas,
     detect_colormap,
     invert_colormap,
     to_intensity,
@@ -128,13 +131,13 @@ def _check_options(color, colormap, slice_order, overlays) -> None:
         )
 
 
-def _resolve_colormap(raw: list[np.ndarray], colormap: str) -> tuple[str, float | None]:
-    """``colormap``, or the best-fitting one when ``"auto"`` (from a pixel sample)."""
+def _resolve_colormap(raw: list[np.ndarray], colormap: str):
+    """``colormap``, or the best-fitting one when ``"auto"``, the residual of the
+    detection (None when not detected) and the canvas colour (or None), from a
+    pixel sample."""
     colour = [r for r in raw if r.ndim == 4]
-    if colormap != "auto":
-        return colormap, None
     if not colour:
-        return "gray", 0.0
+        return ("gray", 0.0, None) if colormap == "auto" else (colormap, None, None)
     rng = np.random.default_rng(0)
     sample = np.concatenate(
         [
@@ -142,10 +145,19 @@ def _resolve_colormap(raw: list[np.ndarray], colormap: str) -> tuple[str, float 
             for v in colour[:: max(1, len(colour) // 40)]
         ]
     )
-    return detect_colormap(sample)
+    canvas = detect_canvas(sample)
+    if colormap != "auto":
+        return colormap, None, canvas
+    if canvas is not None:
+        # the canvas need not be a colour of the map: the map is told by the rest
+        rest = np.linalg.norm(sample - canvas, axis=1) > CANVAS_TOLERANCE
+        sample = sample[rest] if rest.any() else sample
+    return (*detect_colormap(sample), canvas)
 
 
-def _to_volumes(raw, patients, color, colormap, slice_order, flip_lr, overlays):
+def _to_volumes(
+    raw, patients, color, colormap, slice_order, flip_lr, overlays, canvas=None
+):
     """Decoded slices -> ``(C, D, H, W)`` intensity volumes, each patient's mean RGB
     distance to the colormap (NaN when not read through one) and number of overlay
     pixels blanked."""
@@ -153,7 +165,10 @@ def _to_volumes(raw, patients, color, colormap, slice_order, flip_lr, overlays):
     blanked = np.zeros(len(raw), dtype=int)
     for i, (pid, vol) in enumerate(zip(patients, raw, strict=True)):
         if color == "colormap" and vol.ndim == 4:
-            values, residuals[i] = invert_colormap(vol, colormap, return_residual=True)
+            blank = None if canvas is None else canvas_mask(vol, canvas, colormap)
+            values, residuals[i] = invert_colormap(
+                vol, colormap, return_residual=True, blank=blank
+            )
             out = values[None]
         else:
             try:
@@ -324,13 +339,13 @@ def load_slice_folders(
             f"No patients found under {root}; expected "
             "root/<stage folder>/<patient id>/<slice images>."
         )
-    used, residual = (
-        _resolve_colormap(raw, colormap) if color == "colormap" else (None, None)
+    used, residual, canvas = (
+        _resolve_colormap(raw, colormap) if color == "colormap" else (None, None, None)
     )
     if verbose and colormap == "auto" and color == "colormap":
         print(f"[spectclf] colours read as colormap {used!r}", flush=True)
     volumes, residuals, blanked = _to_volumes(
-        raw, patients, color, used, slice_order, flip_lr, overlays
+        raw, patients, color, used, slice_order, flip_lr, overlays, canvas
     )
     _warn_off_table(residuals, patients, used)
     _warn_overlays(blanked, patients)
@@ -410,9 +425,11 @@ def load_patient_folders(
     problems.warn()
     if not raw:
         raise SpectDataError(f"No patient slice folders found in {paths}.")
-    used, _ = _resolve_colormap(raw, colormap) if color == "colormap" else (None, None)
+    used, _, canvas = (
+        _resolve_colormap(raw, colormap) if color == "colormap" else (None, None, None)
+    )
     volumes, residuals, blanked = _to_volumes(
-        raw, patients, color, used, slice_order, flip_lr, overlays
+        raw, patients, color, used, slice_order, flip_lr, overlays, canvas
     )
     _warn_off_table(residuals, patients, used)
     _warn_overlays(blanked, patients)
