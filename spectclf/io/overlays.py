@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["MIN_OVERLAY_SLICES", "find_static_overlays"]
+__all__ = ["MIN_OVERLAY_SLICES", "fill_overlays", "find_static_overlays"]
 
 #: Below this many slices a static pixel is too likely to be tissue: nothing is marked.
 MIN_OVERLAY_SLICES = 8
@@ -104,3 +104,38 @@ def find_static_overlays(
     if grow > 0:
         mask = ndimage.binary_dilation(mask, iterations=grow)
     return mask
+
+
+def fill_overlays(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fill the ``(H, W)`` ``mask`` pixels of every slice of ``volume`` ``(C, D, H,
+    W)`` from the pixels beside them.
+
+    A masked pixel with unmasked pixels on both sides along its row (or column) takes
+    the mean of the nearest two (of both pairs, where both exist): a crosshair or a
+    letter over the head becomes the tissue around it, so the brain stays one piece.
+    A pixel without such a pair — a colour bar along the image's edge — becomes 0
+    (background). Returns a new array (``volume`` itself when the mask is empty).
+    """
+    if not mask.any():
+        return volume
+    total = np.zeros(volume.shape, dtype=np.float64)
+    count = np.zeros(mask.shape, dtype=np.int64)
+    for axis in (0, 1):
+        m = mask if axis == 1 else mask.T
+        n = m.shape[1]
+        pos = np.broadcast_to(np.arange(n), m.shape)
+        before = np.maximum.accumulate(np.where(m, -1, pos), axis=1)
+        after = np.minimum.accumulate(np.where(m, n, pos)[:, ::-1], axis=1)[:, ::-1]
+        pair = m & (before >= 0) & (after < n)
+        lines = np.broadcast_to(np.arange(m.shape[0])[:, None], m.shape)
+        if axis == 0:
+            pair, before, after, lines = pair.T, before.T, after.T, lines.T
+            first = volume[..., before.clip(0), lines]
+            second = volume[..., after.clip(max=n - 1), lines]
+        else:
+            first = volume[..., lines, before.clip(0)]
+            second = volume[..., lines, after.clip(max=n - 1)]
+        total += np.where(pair, (first + second) / 2.0, 0.0)
+        count += pair
+    out = np.where(mask, total / np.maximum(count, 1), volume)
+    return out.astype(volume.dtype)

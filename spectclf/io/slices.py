@@ -38,7 +38,7 @@ from spectclf.io.layout import (
     patient_entries,
     stage_folders,
 )
-from spectclf.io.overlays import find_static_overlays
+from spectclf.io.overlays import fill_overlays, find_static_overlays
 
 __all__ = ["decode_slice", "load_patient_folders", "load_slice_folders"]
 
@@ -183,7 +183,7 @@ def _to_volumes(
                 raise SpectDataError(f"patient {pid!r}: {exc}") from None
         if overlays == "remove" and out.shape[0] == 1:
             mask = find_static_overlays(vol, out[0])
-            out[..., mask] = 0.0
+            out = fill_overlays(out, mask)
             blanked[i] = int(mask.sum())
         if slice_order == "reverse":
             out = out[:, ::-1]
@@ -271,10 +271,11 @@ def load_slice_folders(
     flip_lr : bool, default=False
         Mirror left and right (images in neurological rather than radiological view).
     overlays : {"remove", "keep"}, default="remove"
-        ``"remove"`` sets to zero, in every slice, the pixels that keep one colour
-        (other than the background's) through all of a patient's slices: a colour bar,
-        orientation letters or labels burnt into an export, which would otherwise
-        read as hot structures (:func:`spectclf.io.overlays.find_static_overlays`;
+        ``"remove"`` replaces, in every slice, the pixels that keep one colour
+        (brighter than the background) through all of a patient's slices — a colour
+        bar, orientation letters, a crosshair or labels burnt into an export, which
+        would otherwise read as hot structures — by the pixels beside them
+        (:func:`spectclf.io.overlays.fill_overlays`) (:func:`spectclf.io.overlays.find_static_overlays`;
         patients with fewer than 8 slices are left as they are). A warning names the
         patients and the pixels blanked. Applies to one-channel reading
         (``"colormap"``, ``"gray"``); ``"rgb"`` keeps every pixel.
