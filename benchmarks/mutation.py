@@ -330,6 +330,41 @@ MUTATIONS = [
         '        "flip_lr": False,',
         "tests/test_cli.py -k travel",
     ),
+    (
+        "colormap='auto' chooses among every matplotlib map (periodic, cyclic too)",
+        "spectclf/io/colour.py",
+        "    return tuple(n for n in sorted(matplotlib.colormaps) if _invertible(n))",
+        "    return tuple(sorted(matplotlib.colormaps))",
+        "tests/test_colour.py -k 'jpeg_hot or leaves_out'",
+    ),
+    (
+        "a black or white canvas is read through the colormap",
+        "spectclf/io/slices.py",
+        "            blank = None if canvas is None else canvas_mask(vol, canvas, colormap)",
+        "            blank = None",
+        "tests/test_colour.py -k canvas",
+    ),
+    (
+        "the canvas takes part in the colormap detection",
+        "spectclf/io/slices.py",
+        "        sample = sample[rest] if rest.any() else sample",
+        "        sample = sample",
+        "tests/test_colour.py -k canvas",
+    ),
+    (
+        "every enclosed canvas-coloured group is canvas (white peaks inside the head)",
+        "spectclf/io/colour.py",
+        "        keep |= (count > 0) & (total < 0.5 * count)",
+        "        keep |= count > 0",
+        "tests/test_colour.py -k canvas",
+    ),
+    (
+        "overlay pixels are set to zero instead of filled from beside them",
+        "spectclf/io/slices.py",
+        "            out = fill_overlays(out, mask)",
+        "            out[..., mask] = 0.0",
+        "tests/test_overlays.py -k crosshair",
+    ),
 ]
 
 

@@ -34,8 +34,8 @@ def find_static_overlays(
     intensity: np.ndarray,
     *,
     tolerance: float = 4.0,
-    spread_tolerance: float = 12.0,
-    loose_tolerance: float = 24.0,
+    spread_tolerance: float = 20.0,
+    loose_tolerance: float = 40.0,
     reach: int = 3,
     min_pixels: int = 4,
     grow: int = 1,
@@ -51,16 +51,17 @@ def find_static_overlays(
         at the darkest level, harmless) from an overlay (static and brighter).
     tolerance : float, default=4.0
         Largest change of any colour channel across the slices, on the 0-255 scale,
-        for a pixel to count as static. JPEG at quality 85 moves a static colour bar
-        by up to ~8 where its 8x8 blocks also hold tissue; tissue in a smooth slab
-        measured no static pixel at 4 and ~50 per patient at 8.
-    spread_tolerance : float, default=12.0
+        for a pixel to count as static: the seeds of the mask. JPEG moves a static
+        colour bar by up to 10-30 (quality 75-85, most in saturated colours); tissue
+        in a smooth slab measured no static pixel at 4 and ~50 per patient at 8, so
+        seeds are taken strictly and the mask then grows through looser pixels.
+    spread_tolerance : float, default=20.0
         From the static groups, the mask spreads without limit through pixels that
         change by at most this much, and then up to ``reach`` pixels further through
         pixels that change by at most ``loose_tolerance``: the parts of a
         JPEG-compressed colour bar whose colours (bright ones more) or 8x8 blocks
         (shared with tissue) change a little from slice to slice.
-    loose_tolerance : float, default=24.0
+    loose_tolerance : float, default=40.0
     reach : int, default=3
         How far (pixels) the mask may spread through such pixels.
     min_pixels : int, default=4
