@@ -365,6 +365,13 @@ MUTATIONS = [
         "            out[..., mask] = 0.0",
         "tests/test_overlays.py -k crosshair",
     ),
+    (
+        "the colour error counts the overlay pixels replaced",
+        "spectclf/io/slices.py",
+        "            if blanked[i] and not np.isnan(residuals[i]):",
+        "            if False:",
+        "tests/test_overlays.py -k grey",
+    ),
 ]
 
 

@@ -134,3 +134,27 @@ def test_crosshair_over_the_head_is_filled_from_the_tissue_beside_it(tmp_path):
     got, ref = sbr.transform(data.X)[:, put], sbr.transform(clean.X)[:, put]
     r = np.corrcoef(got.ravel(), ref.ravel())[0, 1]
     assert r > 0.9, r  # 0.94 measured; the lines cross the striatum itself
+
+
+def test_a_grey_label_block_is_no_colour_error_of_the_scan(tmp_path):
+    from PIL import Image, ImageDraw
+
+    d = make_spect_phantoms((2, 2, 2, 2), shape=(16, 40, 40), random_state=0)
+    write_slice_folders(d.X, d.y, d.groups, tmp_path, colormap="hot")
+    for path in tmp_path.rglob("slice_*.png"):
+        img = Image.open(path).convert("RGB")
+        draw = ImageDraw.Draw(img)
+        draw.rectangle([0, 28, 20, 39], fill=(128, 128, 128))  # window / level box
+        draw.text((1, 28), "W:1", fill=(0, 0, 0))
+        img.save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_slice_folders(tmp_path, colormap="hot")
+    messages = [str(w.message) for w in caught]
+    assert any("Blanked overlays" in m for m in messages)
+    assert not any("far from the 'hot' colormap" in m for m in messages), messages
+    assert (data.patient_colour_residual < 1.0).all()
+    # kept, the grey box is a colour the map does not have: named in a warning
+    with pytest.warns(UserWarning, match="far from the 'hot' colormap"):
+        kept = load_slice_folders(tmp_path, colormap="hot", overlays="keep")
+    assert (kept.patient_colour_residual > 10).all()

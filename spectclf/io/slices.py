@@ -185,6 +185,14 @@ def _to_volumes(
             mask = find_static_overlays(vol, out[0])
             out = fill_overlays(out, mask)
             blanked[i] = int(mask.sum())
+            if blanked[i] and not np.isnan(residuals[i]):
+                # the colour error of the scan, not of the labels replaced
+                covered = np.broadcast_to(mask, vol.shape[:3])
+                if blank is not None:
+                    covered = covered | blank
+                _, residuals[i] = invert_colormap(
+                    vol, colormap, return_residual=True, blank=covered
+                )
         if slice_order == "reverse":
             out = out[:, ::-1]
         if flip_lr:
