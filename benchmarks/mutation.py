@@ -340,8 +340,8 @@ MUTATIONS = [
     (
         "a black or white canvas is read through the colormap",
         "spectclf/io/slices.py",
-        "            blank = None if canvas is None else canvas_mask(vol, canvas, colormap)",
-        "            blank = None",
+        "                values[covered] = 0.0",
+        "                pass",
         "tests/test_colour.py -k canvas",
     ),
     (
@@ -368,8 +368,8 @@ MUTATIONS = [
     (
         "the colour error counts the overlay pixels replaced",
         "spectclf/io/slices.py",
-        "            if blanked[i] and not np.isnan(residuals[i]):",
-        "            if False:",
+        "                covered |= mask",
+        "                pass",
         "tests/test_overlays.py -k grey",
     ),
 ]

@@ -55,7 +55,7 @@ def test_independent_cohort_read_located_and_measured(
     generator.generate(tmp_path, kind, seed=3, counts=[5, 5, 5, 5])
     if overlaid:
         draw_overlays(tmp_path, generator.KINDS[kind]["cmap"], bar_width=7)
-        with pytest.warns(UserWarning, match="Blanked overlays .* 20 of 20"):
+        with pytest.warns(UserWarning, match="Replaced overlays .* 20 of 20"):
             data = load_slice_folders(tmp_path, **load_options)
     else:
         data = load_slice_folders(tmp_path, **load_options)

@@ -30,7 +30,9 @@ def test_colour_bar_and_letter_are_removed_and_the_scan_kept(cohorts):
         warnings.simplefilter("error")  # no overlay, no warning
         clean = load_slice_folders(roots["clean"])
     assert (clean.overlay_pixels == 0).all()
-    with pytest.warns(UserWarning, match=r"Blanked overlays .* 8 of 8 .*P00\d \(\d+\)"):
+    with pytest.warns(
+        UserWarning, match=r"Replaced overlays .* 8 of 8 .*P00\d \(\d+\)"
+    ):
         data = load_slice_folders(roots["overlaid"])
     assert data.colormap == "hot"
     for i, pid in enumerate(data.groups):
@@ -64,7 +66,7 @@ def test_overlays_keep_reads_the_bar_as_intensity(cohorts):
 def test_striatum_found_where_it_was_without_overlays(cohorts):
     roots, _ = cohorts
     clean = load_slice_folders(roots["clean"])
-    with pytest.warns(UserWarning, match="Blanked overlays"):
+    with pytest.warns(UserWarning, match="Replaced overlays"):
         data = load_slice_folders(roots["overlaid"])
     for a, b in zip(clean.X[:, 0], data.X[:, 0], strict=True):
         la, lb = locate_striatum(a), locate_striatum(b)
@@ -121,7 +123,7 @@ def test_crosshair_over_the_head_is_filled_from_the_tissue_beside_it(tmp_path):
         a = np.asarray(Image.open(path).convert("RGB")).copy()
         a[24, :] = a[:, 24] = 255  # a cursor's lines through the striatum
         Image.fromarray(a).save(path)
-    with pytest.warns(UserWarning, match="Blanked overlays"):
+    with pytest.warns(UserWarning, match="Replaced overlays"):
         data = load_slice_folders(tmp_path)
     # zeroed, the lines would cut the brain in four (the localiser keeps one piece)
     for a, b in zip(clean.X[:, 0], data.X[:, 0], strict=True):
@@ -151,7 +153,7 @@ def test_a_grey_label_block_is_no_colour_error_of_the_scan(tmp_path):
         warnings.simplefilter("always")
         data = load_slice_folders(tmp_path, colormap="hot")
     messages = [str(w.message) for w in caught]
-    assert any("Blanked overlays" in m for m in messages)
+    assert any("Replaced overlays" in m for m in messages)
     assert not any("far from the 'hot' colormap" in m for m in messages), messages
     assert (data.patient_colour_residual < 1.0).all()
     # kept, the grey box is a colour the map does not have: named in a warning

@@ -111,21 +111,22 @@ def detect_canvas(rgb: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def canvas_mask(slices: np.ndarray, canvas: np.ndarray, colormap: str) -> np.ndarray:
+def canvas_mask(
+    slices: np.ndarray, canvas: np.ndarray, values: np.ndarray
+) -> np.ndarray:
     """Pixels of ``(..., H, W, 3)`` slices that are canvas, not scan.
 
     A group of pixels (connected within its slice) within ``CANVAS_TOLERANCE`` of the
     ``canvas`` colour is canvas when it touches the image border or when what
-    surrounds it reads low through ``colormap`` (below 0.5: the canvas showing
-    through a hole in low-count tissue). A white peak inside the striatum is
-    ``"hot"``'s hottest colour, surrounded by hot colours: not canvas. Only colours
-    that ``colormap`` would read above 0.1 are marked (a black canvas already reads
-    about 0 in most maps).
+    surrounds it reads low (below 0.5: the canvas showing through a hole in
+    low-count tissue). A white peak inside the striatum is ``"hot"``'s hottest
+    colour, surrounded by hot colours: not canvas. ``values`` are the slices read
+    through the colormap (:func:`invert_colormap`); only pixels it reads above 0.1
+    are marked (a black canvas already reads about 0 in most maps).
     """
     from scipy import ndimage
 
     slices = np.asarray(slices)
-    values = invert_colormap(slices, colormap)
     dist = np.linalg.norm(slices.astype(np.float32) - canvas, axis=-1)
     near = (dist <= CANVAS_TOLERANCE) & (values > 0.1)
     shape = near.shape
@@ -170,7 +171,7 @@ def invert_colormap(
     n: int = _N_LUT,
     *,
     return_residual: bool = False,
-    blank: np.ndarray | None = None,
+    return_distance: bool = False,
 ):
     """Map RGB pixels to the position of the nearest colour in a colormap's LUT.
 
@@ -185,15 +186,17 @@ def invert_colormap(
     return_residual : bool, default=False
         Also return the pixel-weighted mean distance (0-255 units) between the
         colours and their nearest table entries.
-    blank : ndarray of bool, shape (...), default=None
-        Pixels that read as 0 and are left out of the residual (a viewer's canvas:
-        :func:`canvas_mask`).
+    return_distance : bool, default=False
+        Return, instead of the residual, each pixel's distance (0-255 units) to its
+        nearest table entry (for a residual that leaves some pixels out).
 
     Returns
     -------
     intensity : ndarray of shape (...), float32 in [0, 1]
     residual : float
         Only with ``return_residual=True``.
+    distance : ndarray of shape (...), float32
+        Only with ``return_distance=True``.
 
     Examples
     --------
@@ -209,12 +212,10 @@ def invert_colormap(
     lut = colormap_lut(colormap, n).astype(np.float64)
     dist, idx = cKDTree(lut).query(colours)
     values = (idx / (n - 1)).astype(np.float32)[inverse]
-    dist = dist[inverse]
-    if blank is not None:
-        values[blank] = 0.0
-        dist = dist[~blank]
+    if return_distance:
+        return values, dist.astype(np.float32)[inverse]
     if return_residual:
-        return values, float(dist.mean()) if dist.size else 0.0
+        return values, float(np.average(dist, weights=counts))
     return values
 
 

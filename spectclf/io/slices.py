@@ -164,11 +164,14 @@ def _to_volumes(
     volumes, residuals = [], np.full(len(raw), np.nan)
     blanked = np.zeros(len(raw), dtype=int)
     for i, (pid, vol) in enumerate(zip(patients, raw, strict=True)):
+        dist = None
         if color == "colormap" and vol.ndim == 4:
-            blank = None if canvas is None else canvas_mask(vol, canvas, colormap)
-            values, residuals[i] = invert_colormap(
-                vol, colormap, return_residual=True, blank=blank
-            )
+            values, dist = invert_colormap(vol, colormap, return_distance=True)
+            # pixels left out of the colour error: the canvas, the overlays
+            covered = np.zeros(values.shape, dtype=bool)
+            if canvas is not None:
+                covered = canvas_mask(vol, canvas, values)
+                values[covered] = 0.0
             out = values[None]
         else:
             try:
@@ -185,14 +188,11 @@ def _to_volumes(
             mask = find_static_overlays(vol, out[0])
             out = fill_overlays(out, mask)
             blanked[i] = int(mask.sum())
-            if blanked[i] and not np.isnan(residuals[i]):
-                # the colour error of the scan, not of the labels replaced
-                covered = np.broadcast_to(mask, vol.shape[:3])
-                if blank is not None:
-                    covered = covered | blank
-                _, residuals[i] = invert_colormap(
-                    vol, colormap, return_residual=True, blank=covered
-                )
+            if dist is not None:
+                covered |= mask
+        if dist is not None:
+            scan = dist[~covered]
+            residuals[i] = float(scan.mean()) if scan.size else 0.0
         if slice_order == "reverse":
             out = out[:, ::-1]
         if flip_lr:
@@ -205,9 +205,10 @@ def _warn_overlays(blanked, patients) -> None:
     hit = [f"{pid} ({n})" for pid, n in zip(patients, blanked, strict=True) if n]
     if hit:
         warnings.warn(
-            f"Blanked overlays (pixels of the same colour on every slice: a colour "
-            f"bar, orientation letters, labels) in {len(hit)} of {len(patients)} "
-            f"patient(s), pixels per patient: {', '.join(hit[:10])}"
+            f"Replaced overlays (pixels of the same colour on every slice: a colour "
+            f"bar, orientation letters, a crosshair, labels) from the pixels beside "
+            f"them in {len(hit)} of {len(patients)} patient(s), pixels per patient: "
+            f"{', '.join(hit[:10])}"
             + (", ..." if len(hit) > 10 else "")
             + ". Pass overlays='keep' to read them as intensity.",
             UserWarning,
