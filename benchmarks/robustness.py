@@ -79,7 +79,7 @@ COHORTS = {
     "indep_C": dict(independent="C", seed_offset=2000),
     # indep_A's patients with a 7-pixel colour bar and an "R" burnt into every slice
     # (datasets.draw_overlays), as a viewer's export carries them; read with the
-    # default (overlays blanked) and with overlays="keep"
+    # default (overlays replaced) and with overlays="keep"
     "indep_A_overlays": dict(independent="A", seed_offset=0, overlays=7),
     "indep_A_overlays_kept": dict(
         independent="A", seed_offset=0, overlays=7, load={"overlays": "keep"}

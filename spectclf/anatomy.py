@@ -4,10 +4,11 @@ A DaTscan volume shows one dominant structure: the striatum, bilateral, hotter t
 the rest of the brain, whose uptake is non-specific. :func:`locate_striatum` smooths the
 volume, estimates the non-specific brain level and the brain mask (the largest
 connected region above it, so that labels or a colour bar left in the images do not
-count as brain), and takes the intensity-weighted centre of the hot brain voxels. :func:`striatum_block` resamples a block
-centred there, sized relative to the brain, so that the same anatomy lands in the same
-place whatever the field of view, head position or zoom. :func:`block_region_masks`
-places the caudate, putamen and reference regions inside such a block.
+count as brain), and takes the intensity-weighted centre of the hot brain voxels.
+:func:`striatum_block` resamples a block centred there, sized relative to the brain,
+so that the same anatomy lands in the same place whatever the field of view, head
+position or zoom. :func:`block_region_masks` places the caudate, putamen and
+reference regions inside such a block.
 """
 
 from __future__ import annotations

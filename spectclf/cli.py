@@ -92,7 +92,7 @@ def _add_data(p: argparse.ArgumentParser) -> None:
         "--keep-overlays",
         action="store_true",
         help="read pixels that keep one colour on every slice (a colour bar, "
-        "letters) as intensity instead of blanking them",
+        "letters) as intensity instead of replacing them from the pixels beside them",
     )
     p.add_argument(
         "--skip-bad",

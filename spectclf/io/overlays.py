@@ -11,8 +11,9 @@ Tissue does: 30 coronal slices cross 60-150 mm of anatomy, counting noise and
 compression. :func:`find_static_overlays` marks the pixels whose colour is the same
 (within ``tolerance`` on the 0-255 scale) on every slice and which are not the
 background, keeps only groups of at least ``min_pixels`` such pixels (a lone static
-pixel is chance), and widens them by ``grow`` pixels to take in anti-aliased text edges
-and JPEG ringing.
+pixel is chance), grows them through nearly static pixels (a JPEG-compressed bar) and
+widens them by ``grow`` pixels to take in anti-aliased text edges and JPEG ringing.
+:func:`fill_overlays` then replaces them from the pixels beside them.
 """
 
 from __future__ import annotations
@@ -119,24 +120,27 @@ def fill_overlays(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """
     if not mask.any():
         return volume
-    total = np.zeros(volume.shape, dtype=np.float64)
-    count = np.zeros(mask.shape, dtype=np.int64)
+    rows, cols = np.nonzero(mask)
+    total = np.zeros((*volume.shape[:-2], rows.size), dtype=np.float64)
+    count = np.zeros(rows.size, dtype=np.int64)
     for axis in (0, 1):
+        # along rows (axis 1) or columns (axis 0): the nearest unmasked position on
+        # each side of every masked pixel
         m = mask if axis == 1 else mask.T
         n = m.shape[1]
         pos = np.broadcast_to(np.arange(n), m.shape)
         before = np.maximum.accumulate(np.where(m, -1, pos), axis=1)
         after = np.minimum.accumulate(np.where(m, n, pos)[:, ::-1], axis=1)[:, ::-1]
-        pair = m & (before >= 0) & (after < n)
-        lines = np.broadcast_to(np.arange(m.shape[0])[:, None], m.shape)
-        if axis == 0:
-            pair, before, after, lines = pair.T, before.T, after.T, lines.T
-            first = volume[..., before.clip(0), lines]
-            second = volume[..., after.clip(max=n - 1), lines]
+        line, at = (rows, cols) if axis == 1 else (cols, rows)
+        lo, hi = before[line, at], after[line, at]
+        pair = (lo >= 0) & (hi < n)
+        lo, hi = lo.clip(0), hi.clip(max=n - 1)
+        if axis == 1:
+            first, second = volume[..., rows, lo], volume[..., rows, hi]
         else:
-            first = volume[..., lines, before.clip(0)]
-            second = volume[..., lines, after.clip(max=n - 1)]
+            first, second = volume[..., lo, cols], volume[..., hi, cols]
         total += np.where(pair, (first + second) / 2.0, 0.0)
         count += pair
-    out = np.where(mask, total / np.maximum(count, 1), volume)
-    return out.astype(volume.dtype)
+    out = volume.copy()
+    out[..., rows, cols] = total / np.maximum(count, 1)
+    return out
