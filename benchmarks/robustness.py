@@ -106,6 +106,8 @@ MODELS = {
     # logit adjustment instead of class weights (issue 10's stage-4 recall)
     "logit_adjusted": lambda rs, epochs: _cnn(rs, epochs, criterion="logit_adjusted"),
     "calibrated": lambda rs, epochs: _cnn(rs, epochs, calibration="temperature"),
+    # stochastic weight averaging over the last quarter of the epochs
+    "swa": lambda rs, epochs: _cnn(rs, epochs, lr_schedule="swa"),
     "ensemble": lambda rs, epochs: StageEnsemble(
         _cnn(rs, epochs), cv=3, random_state=rs
     ),

@@ -8,6 +8,7 @@ choice. The losses live in :mod:`spectclf.losses`.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -27,7 +28,9 @@ __all__ = [
     "FiniteLoss",
     "Interrupted",
     "SpectNet",
+    "WeightAveraging",
     "resolve_precision",
+    "swa_lr_factor",
 ]
 
 OPTIMIZERS = {
@@ -48,6 +51,88 @@ def resolve_precision(precision: str, device: str) -> str:
     except (AttributeError, RuntimeError):  # private API: absent in some builds
         native = False
     return "bf16" if native else "fp32"
+
+
+def swa_lr_factor(epoch: int, start: int, floor: float) -> float:
+    """Learning-rate factor of the ``"swa"`` schedule at ``epoch`` (0-based): a cosine
+    from 1 down to ``floor`` over the first ``start`` epochs, then ``floor``."""
+    if epoch >= start:
+        return floor
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * epoch / start))
+
+
+def recompute_batchnorm(net, dataset) -> None:
+    """BatchNorm statistics of ``net.module_`` measured anew on ``dataset``.
+
+    Averaged weights need their own statistics: the running means the layers kept
+    belong to the last weights, not to their average. Every batch counts equally (a
+    cumulative mean); the volumes are not augmented, as at predict time; a last batch
+    of one volume is left out (BatchNorm cannot normalise a batch of one feature).
+    """
+    norms = [
+        m
+        for m in net.module_.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        and m.track_running_stats
+    ]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=net.batch_size,
+        shuffle=False,
+        drop_last=len(dataset) % net.batch_size == 1 and len(dataset) > 1,
+    )
+    net.module_.train()
+    with torch.no_grad():
+        for Xi, _ in loader:
+            net.infer(Xi)
+    net.module_.eval()
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
+class WeightAveraging(Callback):
+    """Stochastic weight averaging (Izmailov et al., 2018).
+
+    The weights at the end of every epoch after the first ``start`` are averaged;
+    when training ends the average replaces the last weights and the BatchNorm
+    statistics are measured again for it on the training volumes. With a learning
+    rate held at a floor over those epochs, the snapshots wander around a wide
+    minimum and their mean sits nearer its centre than any one of them.
+    """
+
+    def __init__(self, start: int):
+        self.start = start
+
+    def on_train_begin(self, net, **kwargs):
+        self.mean_ = None
+        self.n_averaged_ = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) <= self.start:
+            return
+        params = [p.detach() for p in net.module_.parameters()]
+        self.n_averaged_ += 1
+        if self.mean_ is None:
+            self.mean_ = [p.clone() for p in params]
+            return
+        for mean, p in zip(self.mean_, params, strict=True):
+            mean.add_(p - mean, alpha=1.0 / self.n_averaged_)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if self.mean_ is None:
+            return
+        with torch.no_grad():
+            for p, mean in zip(net.module_.parameters(), self.mean_, strict=True):
+                p.copy_(mean)
+        self.mean_ = None  # the average now lives in the module
+        dataset_train, _ = net.get_split_datasets(X, y)
+        recompute_batchnorm(net, dataset_train)
 
 
 class Interrupted(Exception):  # noqa: N818 - a signal, not an error
