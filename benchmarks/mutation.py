@@ -372,6 +372,34 @@ MUTATIONS = [
         "                pass",
         "tests/test_overlays.py -k grey",
     ),
+    (
+        "weight averaging keeps the BatchNorm statistics of the last weights",
+        "spectclf/_skorch_net.py",
+        "        recompute_batchnorm(net, dataset_train)",
+        "        pass",
+        "tests/test_weight_averaging.py -k batchnorm",
+    ),
+    (
+        "weight averaging also averages the last annealed epoch",
+        "spectclf/_skorch_net.py",
+        "if len(net.history) <= self.start:",
+        "if len(net.history) < self.start:",
+        "tests/test_weight_averaging.py -k mean",
+    ),
+    (
+        "BatchNorm statistics measured anew as a running average",
+        "spectclf/_skorch_net.py",
+        "        m.momentum = None",
+        "        m.momentum = 0.1",
+        "tests/test_weight_averaging.py -k batchnorm",
+    ),
+    (
+        "BatchNorm statistics measured on the held-out validation patients too",
+        "spectclf/_skorch_net.py",
+        "        dataset_train, _ = net.get_split_datasets(X, y)",
+        "        dataset_train = net.get_dataset(X, y)",
+        "tests/test_weight_averaging.py -k batchnorm",
+    ),
 ]
 
 
