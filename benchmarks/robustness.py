@@ -12,7 +12,9 @@ later runs are merged in) and a Markdown table on stdout.
 
 Run: ``nox -s robustness`` or ``python benchmarks/robustness.py [--quick]
 [--models default,unweighted,ordinal,calibrated,ensemble,hybrid,sbr]
-[--cohorts whole_head,slab_90mm,...]``; ``--table`` prints every stored row.
+[--cohorts whole_head,slab_90mm,...]``; ``--table`` prints every stored row;
+``--odds default@30ep`` how often a redraw of each cohort's patients keeps a model at
+or above the SBR baseline on both measures.
 """
 
 from __future__ import annotations
@@ -314,6 +316,46 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def every_cohort_odds(results: dict, model: str, draws: int = 2000, seed: int = 0):
+    """How often ``model`` is at or above the SBR baseline on both balanced accuracy
+    and stage-4 patients found, per cohort, when the cohort's patients are drawn
+    again (paired bootstrap of the stored out-of-fold predictions; training noise
+    not included); and the chance of that on every cohort at once."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(seed)
+    lines = [f"| cohort | P({model} >= sbr on both) |", "|---|---|"]
+    probs = []
+    for cohort, rows in results.items():
+        if "oof" not in rows.get(model, {}) or "oof" not in rows.get("sbr", {}):
+            continue
+        a, b = rows[model]["oof"], rows["sbr"]["oof"]
+        if a["patients"] != b["patients"]:
+            raise ValueError(f"{cohort}: the two rows hold other patients")
+        y = np.asarray(a["y_true"])
+        stage4 = y.max()
+        pred_a = np.argmax(a["proba"], axis=1) + 1
+        pred_b = np.argmax(b["proba"], axis=1) + 1
+        hits, used = 0, 0
+        while used < draws:
+            i = rng.integers(0, len(y), len(y))
+            if len(np.unique(y[i])) < len(np.unique(y)):
+                continue  # a draw without some stage has no balanced accuracy
+            used += 1
+            ya = balanced_accuracy_score(y[i], pred_a[i])
+            yb = balanced_accuracy_score(y[i], pred_b[i])
+            sa = np.sum((y[i] == stage4) & (pred_a[i] == stage4))
+            sb = np.sum((y[i] == stage4) & (pred_b[i] == stage4))
+            hits += ya >= yb and sa >= sb
+        probs.append(hits / draws)
+        lines.append(f"| {cohort} | {probs[-1]:.2f} |")
+    lines.append(
+        f"| **expected cohorts; all {len(probs)} at once** | "
+        f"**{sum(probs):.1f}; {np.prod(probs):.1e}** |"
+    )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -349,6 +391,13 @@ def main(argv=None) -> None:
         action="store_true",
         help="print the table of every stored result and run nothing",
     )
+    p.add_argument(
+        "--odds",
+        metavar="MODEL",
+        help="print, for a stored model (e.g. 'default@30ep'), how often a redraw of "
+        "each cohort's patients keeps it at or above the SBR baseline on both "
+        "measures, and run nothing",
+    )
     args = p.parse_args(argv)
     args.cohorts = args.cohorts.split(",")
     args.models = args.models.split(",")
@@ -364,6 +413,9 @@ def main(argv=None) -> None:
     path = args.out / f"robustness-{tag}.json"
     if args.table:
         print(markdown(json.loads(path.read_text())))
+        return
+    if args.odds:
+        print(every_cohort_odds(json.loads(path.read_text()), args.odds))
         return
     results = run(args, path)
     print()
