@@ -80,10 +80,15 @@ def stack_volumes(
     patients: list[str],
     target_shape: Sequence[int] | None,
 ) -> np.ndarray:
-    """Stack ``(C, D, H, W)`` volumes; resample to ``target_shape`` or list misfits."""
+    """Stack ``(C, D, H, W)`` volumes; resample to ``target_shape`` or list misfits.
+
+    ``volumes`` is consumed: each item is released (set to None) once copied into
+    the float32 result, so that a cohort is not held twice in memory.
+    """
     if target_shape is not None:
         target_shape = check_shape3(target_shape, "target_shape")
-        volumes = [resample_volumes(v[None], target_shape)[0] for v in volumes]
+        for i, v in enumerate(volumes):
+            volumes[i] = resample_volumes(v[None], target_shape)[0]
     for what, key in (("channel counts", lambda v: v.shape[0]), ("shapes", None)):
         sizes = Counter(key(v) if key else v.shape[1:] for v in volumes)
         if len(sizes) <= 1:
@@ -104,7 +109,10 @@ def stack_volumes(
             f"{common}, but these are not: {', '.join(odd)}. Pass "
             f"target_shape={common} (or another (D, H, W)) to resample all of them."
         )
-    return np.stack(volumes).astype(np.float32, copy=False)
+    out = np.empty((len(volumes), *volumes[0].shape), dtype=np.float32)
+    for i in range(len(volumes)):
+        out[i], volumes[i] = volumes[i], None
+    return out
 
 
 def make_bunch(X, stages, patients, paths, problems, descr, **extra) -> Bunch:

@@ -160,10 +160,16 @@ def _to_volumes(
 ):
     """Decoded slices -> ``(C, D, H, W)`` intensity volumes, each patient's mean RGB
     distance to the colormap (NaN when not read through one) and number of overlay
-    pixels blanked."""
+    pixels replaced.
+
+    ``raw`` is consumed: each patient's decoded slices are released (the list item
+    set to None) once converted, so that a cohort's 8-bit RGB slices and its float
+    volumes are not held in full at the same time.
+    """
     volumes, residuals = [], np.full(len(raw), np.nan)
     blanked = np.zeros(len(raw), dtype=int)
-    for i, (pid, vol) in enumerate(zip(patients, raw, strict=True)):
+    for i, pid in enumerate(patients):
+        vol, raw[i] = raw[i], None
         dist = None
         if color == "colormap" and vol.ndim == 4:
             values, dist = invert_colormap(vol, colormap, return_distance=True)
@@ -286,7 +292,7 @@ def load_slice_folders(
         would otherwise read as hot structures — by the pixels beside them
         (:func:`spectclf.io.overlays.fill_overlays`) (:func:`spectclf.io.overlays.find_static_overlays`;
         patients with fewer than 8 slices are left as they are). A warning names the
-        patients and the pixels blanked. Applies to one-channel reading
+        patients and the pixels replaced. Applies to one-channel reading
         (``"colormap"``, ``"gray"``); ``"rgb"`` keeps every pixel.
     on_error : {"raise", "skip"}, default="raise"
         On an unreadable image, empty patient folder, slice gap or unknown stage
@@ -305,7 +311,7 @@ def load_slice_folders(
         ``colour_residual`` (of the colormap detection); ``patient_colour_residual``
         each patient's mean RGB distance to the colormap (NaN when not read through
         one; above 10 the intensities are suspect and a warning names the patient);
-        ``overlay_pixels`` each patient's number of pixels blanked as overlay;
+        ``overlay_pixels`` each patient's number of pixels replaced as overlay;
         ``target_names``; ``skipped`` and ``notes`` messages.
 
     Raises
