@@ -167,7 +167,7 @@ def _to_volumes(
     volumes are not held in full at the same time.
     """
     volumes, residuals = [], np.full(len(raw), np.nan)
-    blanked = np.zeros(len(raw), dtype=int)
+    replaced = np.zeros(len(raw), dtype=int)
     for i, pid in enumerate(patients):
         vol, raw[i] = raw[i], None
         dist = None
@@ -193,7 +193,7 @@ def _to_volumes(
         if overlays == "remove" and out.shape[0] == 1:
             mask = find_static_overlays(vol, out[0])
             out = fill_overlays(out, mask)
-            blanked[i] = int(mask.sum())
+            replaced[i] = int(mask.sum())
             if dist is not None:
                 covered |= mask
         if dist is not None:
@@ -204,11 +204,11 @@ def _to_volumes(
         if flip_lr:
             out = out[..., ::-1]
         volumes.append(np.ascontiguousarray(out, dtype=np.float32))
-    return volumes, residuals, blanked
+    return volumes, residuals, replaced
 
 
-def _warn_overlays(blanked, patients) -> None:
-    hit = [f"{pid} ({n})" for pid, n in zip(patients, blanked, strict=True) if n]
+def _warn_overlays(replaced, patients) -> None:
+    hit = [f"{pid} ({n})" for pid, n in zip(patients, replaced, strict=True) if n]
     if hit:
         warnings.warn(
             f"Replaced overlays (pixels of the same colour on every slice: a colour "
@@ -290,8 +290,9 @@ def load_slice_folders(
         (brighter than the background) through all of a patient's slices — a colour
         bar, orientation letters, a crosshair or labels burnt into an export, which
         would otherwise read as hot structures — by the pixels beside them
-        (:func:`spectclf.io.overlays.fill_overlays`) (:func:`spectclf.io.overlays.find_static_overlays`;
-        patients with fewer than 8 slices are left as they are). A warning names the
+        (:func:`spectclf.io.overlays.find_static_overlays`,
+        :func:`spectclf.io.overlays.fill_overlays`; patients with fewer than 8
+        slices are left as they are). A warning names the
         patients and the pixels replaced. Applies to one-channel reading
         (``"colormap"``, ``"gray"``); ``"rgb"`` keeps every pixel.
     on_error : {"raise", "skip"}, default="raise"
@@ -360,11 +361,11 @@ def load_slice_folders(
     )
     if verbose and colormap == "auto" and color == "colormap":
         print(f"[spectclf] colours read as colormap {used!r}", flush=True)
-    volumes, residuals, blanked = _to_volumes(
+    volumes, residuals, replaced = _to_volumes(
         raw, patients, color, used, slice_order, flip_lr, overlays, canvas
     )
     _warn_off_table(residuals, patients, used)
-    _warn_overlays(blanked, patients)
+    _warn_overlays(replaced, patients)
     return make_bunch(
         stack_volumes(volumes, patients, target_shape),
         stages,
@@ -377,7 +378,7 @@ def load_slice_folders(
         colormap=used,
         colour_residual=residual,
         patient_colour_residual=residuals,
-        overlay_pixels=blanked,
+        overlay_pixels=replaced,
         root=str(root),
     )
 
@@ -444,11 +445,11 @@ def load_patient_folders(
     used, _, canvas = (
         _resolve_colormap(raw, colormap) if color == "colormap" else (None, None, None)
     )
-    volumes, residuals, blanked = _to_volumes(
+    volumes, residuals, replaced = _to_volumes(
         raw, patients, color, used, slice_order, flip_lr, overlays, canvas
     )
     _warn_off_table(residuals, patients, used)
-    _warn_overlays(blanked, patients)
+    _warn_overlays(replaced, patients)
     return Bunch(
         X=stack_volumes(volumes, patients, target_shape),
         groups=np.asarray(patients, dtype=object),
@@ -456,6 +457,6 @@ def load_patient_folders(
         slice_paths=slice_paths,
         colormap=used,
         patient_colour_residual=residuals,
-        overlay_pixels=blanked,
+        overlay_pixels=replaced,
         skipped=problems.skipped,
     )
