@@ -1,6 +1,8 @@
 """spectclf: patient-safe staging of DaTscan SPECT volumes with scikit-learn estimators."""
 
+from spectclf.augment import VolumeAugmenter
 from spectclf.classifier import Spect3DClassifier
+from spectclf.comparison import compare_models
 from spectclf.datasets import load_demo, make_spect_phantoms, write_slice_folders
 from spectclf.ensemble import HybridSBRClassifier, StageEnsemble
 from spectclf.explain import grad_cam, saliency_share
@@ -10,8 +12,10 @@ from spectclf.metrics import stage_report
 from spectclf.model_io import load_model, save_model
 from spectclf.model_selection import (
     PatientStratifiedGroupKFold,
+    RepeatedPatientStratifiedGroupKFold,
     check_no_patient_leakage,
     evaluate,
+    make_partitions,
 )
 from spectclf.pipelines import make_default_pipeline, make_sbr_baseline
 from spectclf.sampling import (
@@ -44,6 +48,10 @@ __all__ = [
     "HybridSBRClassifier",
     "PatientPipeline",
     "PatientStratifiedGroupKFold",
+    "RepeatedPatientStratifiedGroupKFold",
+    "VolumeAugmenter",
+    "compare_models",
+    "make_partitions",
     "SBRFeatures",
     "StageEnsemble",
     "StriatumCrop",

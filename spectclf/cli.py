@@ -218,12 +218,14 @@ def cmd_demo(args) -> int:
         model=args.model,
         model_options=_model_options(args),
         cv=args.cv,
+        n_repeats=args.repeats,
         baseline=True,
         final_fit=True,
         load_options=_saved_load_options(args, data),
         title="spectclf demo: staging synthetic DaTscans",
         random_state=args.random_state,
-        verbose=max(1, args.verbose),
+        command=["spectclf", *args.argv],
+        verbose=args.verbose,
     )
     _log(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return 0
@@ -241,10 +243,12 @@ def cmd_evaluate(args) -> int:
         model=args.model,
         model_options=options,
         cv=args.cv,
+        n_repeats=args.repeats,
         baseline=not args.no_baseline,
         title=f"spectclf evaluation: {Path(args.data_dir).name}",
         random_state=args.random_state,
-        verbose=max(1, args.verbose),
+        command=["spectclf", *args.argv],
+        verbose=args.verbose,
     )
     return 0
 
@@ -303,7 +307,8 @@ def cmd_tune(args) -> int:
     """Optuna search under patient-grouped CV; resumable with --storage; --workers N
     runs N local processes on one study."""
     from spectclf import tune
-    from spectclf.model_io import save_model, write_atomic
+    from spectclf.model_io import save_model
+    from spectclf.utils import write_atomic
     from spectclf.workflows import build_model
 
     if args.model == "sbr":
@@ -403,6 +408,17 @@ def _add_trust(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_repeats(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="R",
+        help="repeat the CV on R different patient partitions (the same for the "
+        "model and the baseline); R times the time, steadier numbers (default: 1)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``spectclf`` argument parser."""
     from spectclf import __version__
@@ -422,9 +438,18 @@ def build_parser() -> argparse.ArgumentParser:
         "run the whole job on the built-in demo cohort",
         model=True,
     )
-    p.add_argument("--out", default="spectclf-demo", help="report folder")
-    p.add_argument("--data-home", default=None, help="cache folder of the demo data")
-    p.add_argument("--cv", type=int, default=5, help="folds (default: 5)")
+    p.add_argument(
+        "--out", default="spectclf-demo", help="report folder (default: spectclf-demo)"
+    )
+    p.add_argument(
+        "--data-home",
+        default=None,
+        help="cache folder of the demo data (default: ~/.cache/spectclf)",
+    )
+    p.add_argument(
+        "--cv", type=int, default=5, help="patient-grouped folds (default: 5)"
+    )
+    _add_repeats(p)
     p.add_argument(
         "--quick",
         action="store_true",
@@ -441,10 +466,19 @@ def build_parser() -> argparse.ArgumentParser:
         model=True,
     )
     p.add_argument("data_dir", help="folder: <stage>/<patient>/<slice images>")
-    p.add_argument("--out", default="spectclf-report", help="report folder")
-    p.add_argument("--cv", type=int, default=5, help="folds (default: 5)")
     p.add_argument(
-        "--no-baseline", action="store_true", help="skip the SBR baseline comparison"
+        "--out",
+        default="spectclf-report",
+        help="report folder (default: spectclf-report)",
+    )
+    p.add_argument(
+        "--cv", type=int, default=5, help="patient-grouped folds (default: 5)"
+    )
+    _add_repeats(p)
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the SBR baseline and the paired comparison with it",
     )
 
     p = _command(
@@ -455,15 +489,19 @@ def build_parser() -> argparse.ArgumentParser:
         data=True,
         model=True,
     )
-    p.add_argument("data_dir")
-    p.add_argument("--out", default="model.safetensors")
+    p.add_argument("data_dir", help="folder: <stage>/<patient>/<slice images>")
+    p.add_argument(
+        "--out",
+        default="model.safetensors",
+        help="model file to write (default: model.safetensors)",
+    )
     p.add_argument(
         "--ensemble",
         type=int,
         default=None,
         metavar="K",
         help="train K patient-grouped fold models; their uncertainty then adds "
-        "the members' disagreement",
+        "the members' disagreement (default: one model)",
     )
 
     p = _command(
@@ -473,14 +511,19 @@ def build_parser() -> argparse.ArgumentParser:
         "predict stages of patient folders (CSV: stage, probabilities, uncertainty, "
         "colour residual, 'check' flag)",
     )
-    p.add_argument("model_file")
+    p.add_argument("model_file", help="a model file from 'spectclf train'")
     p.add_argument("data_dir", help="a patient folder, or a folder of patient folders")
-    p.add_argument("--out", default="predictions.csv")
+    p.add_argument(
+        "--out",
+        default="predictions.csv",
+        help="CSV file to write (default: predictions.csv)",
+    )
     p.add_argument(
         "--colormap",
         metavar="NAME",
         help="read the slices through this colormap (or 'auto') instead of the "
-        "model file's: for scans rendered with another colormap",
+        "model file's: for scans rendered with another colormap (default: the "
+        "model file's)",
     )
     _add_trust(p)
 
@@ -492,8 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
         data=True,
         model=True,
     )
-    p.add_argument("data_dir")
-    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("data_dir", help="folder: <stage>/<patient>/<slice images>")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        help="finished (complete or pruned) trials the study should hold; a resumed "
+        "study runs only the missing ones (default: 20)",
+    )
     p.add_argument(
         "--cv",
         type=int,
@@ -504,10 +553,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--storage",
         default=None,
         help="e.g. sqlite:///study.db to resume after a crash, or a PostgreSQL URL "
-        "to share one study between machines",
+        "to share one study between machines (default: in memory, or a SQLite "
+        "file next to --out with --workers)",
     )
-    p.add_argument("--study-name", default=None)
-    p.add_argument("--timeout", type=float, default=None, help="seconds")
+    p.add_argument(
+        "--study-name",
+        default=None,
+        help="name of the study in --storage, needed to resume or share it "
+        "(default: spectclf)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop starting new trials after this many seconds (default: none)",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -517,12 +577,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker-only", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--out", default="tuned.safetensors")
+    p.add_argument(
+        "--out",
+        default="tuned.safetensors",
+        help="model file of the best parameters refit on all patients, with a "
+        "JSON summary beside it (default: tuned.safetensors)",
+    )
 
     p = _command(sub, "explain", cmd_explain, "saliency maps for patient folders")
-    p.add_argument("model_file")
-    p.add_argument("patient_dir")
-    p.add_argument("--out", default="spectclf-explain")
+    p.add_argument("model_file", help="a CNN model file from 'spectclf train'")
+    p.add_argument(
+        "patient_dir", help="a patient folder, or a folder of patient folders"
+    )
+    p.add_argument(
+        "--out",
+        default="spectclf-explain",
+        help="folder for the saliency PNG and .npy (default: spectclf-explain)",
+    )
     _add_trust(p)
     return parser
 
@@ -535,6 +606,8 @@ def main(argv=None) -> int:
     args.argv = argv
     if getattr(args, "cv", 5) < 2:
         parser.error(f"--cv must be >= 2, got {args.cv}")
+    if getattr(args, "repeats", 1) < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -13,33 +13,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from spectclf.exceptions import PatientLeakageError
-from spectclf.model_selection import PatientStratifiedGroupKFold
-from spectclf.patient_groups import fit_with_groups
+from spectclf.model_selection import aligned_proba, out_of_fold
+from spectclf.patient_groups import fit_with_groups, require_groups
 
 __all__ = ["HybridSBRClassifier", "StageEnsemble", "UNCERTAINTY_THRESHOLD"]
 
 #: A prediction is flagged for a reader above this uncertainty (``1 - max
 #: probability``, plus the members' spread for an ensemble).
 UNCERTAINTY_THRESHOLD = 0.5
-
-
-def _aligned_proba(estimator, X, classes) -> np.ndarray:
-    proba = estimator.predict_proba(X)
-    full = np.zeros((len(proba), len(classes)))
-    full[:, np.searchsorted(classes, estimator.classes_)] = proba
-    return full
-
-
-def _grouped_folds(X, y, groups, cv, random_state, what):
-    if groups is None:
-        raise PatientLeakageError(
-            f"{what} needs groups= (patient ids): its out-of-fold predictions must "
-            "come from patients the models never saw."
-        )
-    groups = np.asarray(groups)
-    splitter = PatientStratifiedGroupKFold(n_splits=cv, random_state=random_state)
-    return groups, list(splitter.split(X, y, groups))
 
 
 class StageEnsemble(ClassifierMixin, BaseEstimator):
@@ -108,24 +89,27 @@ class StageEnsemble(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, groups=None):
         """Fit one member per patient-grouped fold."""
         y = np.asarray(y)
-        groups, splits = _grouped_folds(
-            X, y, groups, self.cv, self.random_state, "StageEnsemble"
+        folds = out_of_fold(
+            self.estimator,
+            X,
+            y,
+            require_groups(groups, len(y), "StageEnsemble (its out-of-fold members)"),
+            cv=self.cv,
+            random_state=self.random_state,
+            metrics=[],
+            return_estimators=True,
         )
         self.classes_ = np.unique(y)
-        self.estimators_ = []
+        self.estimators_ = [f.estimator for f in folds]
         self.oof_proba_ = np.zeros((len(y), len(self.classes_)))
-        for train, test in splits:
-            member = fit_with_groups(
-                clone(self.estimator), X[train], y[train], groups[train]
-            )
-            self.oof_proba_[test] = _aligned_proba(member, X[test], self.classes_)
-            self.estimators_.append(member)
+        for f in folds:
+            self.oof_proba_[f.test] = f.row_proba
         return self
 
     def predict_proba_members(self, X) -> np.ndarray:
         """Each member's probabilities: ``(n_members, n_samples, n_classes)``."""
         check_is_fitted(self)
-        return np.stack([_aligned_proba(e, X, self.classes_) for e in self.estimators_])
+        return np.stack([aligned_proba(e, X, self.classes_) for e in self.estimators_])
 
     def predict_proba(self, X) -> np.ndarray:
         """The members' mean probabilities."""
@@ -197,15 +181,16 @@ class HybridSBRClassifier(ClassifierMixin, BaseEstimator):
         from spectclf.pipelines import make_default_pipeline
 
         y = np.asarray(y)
-        groups, splits = _grouped_folds(
-            X, y, groups, self.cv, self.random_state, "HybridSBRClassifier"
+        groups = require_groups(
+            groups, len(y), "HybridSBRClassifier (its out-of-fold CNN probabilities)"
         )
         cnn = self.cnn if self.cnn is not None else make_default_pipeline()
         self.classes_ = np.unique(y)
         oof = np.zeros((len(y), len(self.classes_)))
-        for train, test in splits:
-            member = fit_with_groups(clone(cnn), X[train], y[train], groups[train])
-            oof[test] = _aligned_proba(member, X[test], self.classes_)
+        for f in out_of_fold(
+            cnn, X, y, groups, cv=self.cv, random_state=self.random_state, metrics=[]
+        ):
+            oof[f.test] = f.row_proba
         self.cnn_ = fit_with_groups(clone(cnn), X, y, groups)
         self.sbr_ = SBRFeatures().fit(X)
         self.combiner_ = make_pipeline(
@@ -219,7 +204,7 @@ class HybridSBRClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities of the combiner."""
         check_is_fitted(self)
-        proba = _aligned_proba(self.cnn_, X, self.classes_)
+        proba = aligned_proba(self.cnn_, X, self.classes_)
         return self.combiner_.predict_proba(self._features(proba, X))
 
     def predict(self, X) -> np.ndarray:

@@ -14,16 +14,15 @@ code its author put in it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from spectclf.exceptions import ModelFileError
+from spectclf.utils import write_atomic
 
-__all__ = ["FORMAT_VERSION", "load_model", "save_model", "write_atomic"]
+__all__ = ["FORMAT_VERSION", "load_model", "save_model"]
 
 #: Bumped when the file layout changes incompatibly.
 FORMAT_VERSION = 1
@@ -38,10 +37,8 @@ def _allowed_classes() -> dict[str, type]:
     from sklearn.preprocessing import StandardScaler
 
     import spectclf
-    from spectclf.augment import VolumeAugmenter
 
     classes = [Pipeline, ImbPipeline, LogisticRegression, StandardScaler]
-    classes += [VolumeAugmenter]
     classes += [
         obj
         for name in spectclf.__all__
@@ -189,24 +186,6 @@ class _Decoder:
             }
             est.restore_network(state)
         return est
-
-
-def write_atomic(path, write) -> Path:
-    """Call ``write(tmp_path)`` and rename the result to ``path`` only when complete.
-
-    An interrupted or failed write leaves no partial file under ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_model(model, path, *, extra: dict | None = None) -> Path:

@@ -15,6 +15,7 @@ from spectclf.metrics import get_metric
 __all__ = [
     "plot_confusion_matrix",
     "plot_fold_scores",
+    "plot_paired_differences",
     "plot_learning_curves",
     "plot_reliability",
     "plot_roc_ovr",
@@ -101,6 +102,63 @@ def plot_fold_scores(
     ax.set_ylabel("score (1 = perfect)")
     ax.set_title("Patient-grouped cross-validation: score per fold (bar = mean)")
     ax.legend(loc="lower right")
+    return fig
+
+
+def plot_paired_differences(comparison):
+    """Per metric: each fold's difference (dots), each repeat's pooled difference
+    (diamonds), the mean and its confidence interval (bar), and zero.
+
+    Parameters
+    ----------
+    comparison : ModelComparison
+        From :func:`~spectclf.compare_models`.
+    """
+    plt = _plt()
+    items = list(comparison.metrics.values())
+    a, b = comparison.names
+    fig, axes = plt.subplots(
+        1, len(items), figsize=(2.6 * len(items) + 1, 3.8), constrained_layout=True
+    )
+    for ax, m in zip(np.atleast_1d(axes), items, strict=True):
+        folds = np.asarray(m.per_fold, dtype=float)
+        ax.axhline(0, color="grey", lw=1, ls=":")
+        ax.scatter(
+            np.linspace(-0.25, 0.25, len(folds)),
+            folds,
+            s=12,
+            color="#9ecae1",
+            label="fold",
+        )
+        ax.scatter(
+            np.linspace(-0.1, 0.1, len(m.per_repeat)),
+            m.per_repeat,
+            marker="D",
+            s=30,
+            color="#08519c",
+            zorder=3,
+            label="repeat (pooled)",
+        )
+        ax.errorbar(
+            [0.45],
+            [m.estimate],
+            yerr=[[m.estimate - m.ci_low], [m.ci_high - m.estimate]],
+            fmt="o",
+            color="#cb181d",
+            capsize=5,
+            label=f"mean, {round(100 * comparison.confidence)} % CI",
+        )
+        ax.set_xlim(-0.5, 0.7)
+        ax.set_xticks([])
+        better = "higher" if m.greater_is_better else "lower"
+        ax.set_title(f"{m.label}\n({better} is better)", fontsize=9)
+        ax.set_xlabel(f"p = {m.p_value:.3f}" if np.isfinite(m.p_value) else "p n/a")
+    np.atleast_1d(axes)[0].set_ylabel(f"{a} - {b}")
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
+    fig.suptitle(
+        f"Paired differences, {a} - {b} ({comparison.n_repeats} repeat(s) of "
+        f"{comparison.n_splits} patient-grouped folds)"
+    )
     return fig
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from spectclf import plotting
 from spectclf.metrics import get_metric, stage_report
-from spectclf.model_io import write_atomic
+from spectclf.utils import write_atomic
 
 __all__ = ["csv_safe", "save_figure", "write_predictions", "write_report"]
 
@@ -45,6 +45,7 @@ def write_predictions(
     *,
     y_true=None,
     fold=None,
+    repeat=None,
     extra_columns: dict | None = None,
 ) -> Path:
     """Write one row per patient: id, (true stage), predicted stage, (fold),
@@ -56,8 +57,9 @@ def write_predictions(
     patients : array-like of shape (n,)
     proba : ndarray of shape (n, n_classes)
     classes : array-like of shape (n_classes,)
-    y_true, fold : array-like of shape (n,), default=None
-        Added as ``true_stage`` and ``fold`` (1-based) when given.
+    y_true, fold, repeat : array-like of shape (n,), default=None
+        Added as ``true_stage``, ``repeat`` and ``fold`` (both 1-based) when
+        given; with repeats a patient has one row per repeat.
     extra_columns : dict of str -> array-like, default=None
         Further columns (e.g. uncertainty).
 
@@ -70,7 +72,8 @@ def write_predictions(
     pred = classes[np.argmax(proba, axis=1)]
     extra = extra_columns or {}
     header = ["patient_id"] + (["true_stage"] if y_true is not None else [])
-    header += ["predicted_stage"] + (["fold"] if fold is not None else [])
+    header += ["predicted_stage"] + (["repeat"] if repeat is not None else [])
+    header += ["fold"] if fold is not None else []
     header += [f"p_stage_{c}" for c in classes] + list(extra)
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -81,6 +84,8 @@ def write_predictions(
         if y_true is not None:
             row.append(y_true[i])
         row.append(pred[i])
+        if repeat is not None:
+            row.append(int(repeat[i]) + 1)
         if fold is not None:
             row.append(int(fold[i]) + 1)
         row += [f"{p:.4f}" for p in proba[i]]
@@ -157,6 +162,9 @@ def write_report(
     montage=None,
     baseline=None,
     info: dict | None = None,
+    comparison=None,
+    provenance: dict | None = None,
+    timing: dict | None = None,
 ) -> Path:
     """Write a report folder for a :func:`~spectclf.evaluate` result.
 
@@ -174,7 +182,16 @@ def write_report(
         A second :func:`~spectclf.evaluate` result (e.g. the SBR baseline) shown side
         by side in the summary table.
     info : dict, default=None
-        Extra facts (data, model, timings) listed in the report and ``metrics.json``.
+        Extra facts (data, model) listed in the report and ``metrics.json``.
+    comparison : ModelComparison, default=None
+        :func:`~spectclf.compare_models` of the model against the baseline: the
+        "model vs baseline" section (table, plot, one sentence).
+    provenance : dict, default=None
+        :func:`spectclf.provenance.collect_provenance`, stored in ``metrics.json``
+        and summarised in the report.
+    timing : dict, default=None
+        Wall times, kept apart in ``metrics.json`` (``"timing"``): everything else
+        in the file is reproduced exactly by the same run on the same input.
 
     Returns
     -------
@@ -188,25 +205,33 @@ def write_report(
         "summary": result.summary,
         "per_fold": result.per_fold,
         "confusion_matrix": result.confusion_matrix,
+        "per_repeat": result.per_repeat,
+        "n_repeats": result.n_repeats,
         "classes": classes,
-        "fit_time_s": result.fit_time,
         "info": info or {},
     }
     if baseline is not None:
         metrics["baseline"] = {
             "summary": baseline.summary,
             "per_fold": baseline.per_fold,
+            "per_repeat": baseline.per_repeat,
         }
+    if comparison is not None:
+        metrics["comparison"] = comparison.to_dict()
     metrics["uncertainty"] = uncertainty_summary(result)
+    if provenance is not None:
+        metrics["provenance"] = provenance
+    metrics["timing"] = {"fit_time_s": result.fit_time, **(timing or {})}
     text = json.dumps(_jsonable(metrics), indent=2)
     write_atomic(out / "metrics.json", lambda tmp: tmp.write_text(text))
     write_predictions(
         out / "predictions.csv",
-        result.patients,
-        result.proba,
+        result.oof["patients"],
+        result.oof["proba"],
         classes,
-        y_true=result.y_true,
-        fold=result.fold,
+        y_true=result.oof["y_true"],
+        fold=result.oof["fold"],
+        repeat=result.oof["repeat"],
     )
 
     figures = [
@@ -238,6 +263,17 @@ def write_report(
             ),
         ),
     ]
+    if comparison is not None:
+        figures.insert(
+            0,
+            (
+                "Model vs baseline: paired differences",
+                save_figure(
+                    plotting.plot_paired_differences(comparison),
+                    out / "paired_differences.png",
+                ),
+            ),
+        )
     if result.histories:
         figures.append(
             (
@@ -272,8 +308,10 @@ def write_report(
         baseline,
         figures,
         table_text,
-        info or {},
+        {**(info or {}), **(timing or {})},
         metrics["uncertainty"],
+        comparison,
+        provenance,
     )
     return out / "index.html"
 
@@ -301,7 +339,92 @@ def _uncertainty_html(unc: dict) -> str:
     )
 
 
-def _write_html(out, title, result, baseline, figures, table_text, info, unc):
+def _interval_note(result) -> str:
+    folds = len(next(iter(result.per_fold.values())))
+    what = (
+        f"{result.n_repeats} repeats of {folds // result.n_repeats}-fold CV"
+        if result.n_repeats > 1
+        else f"{folds}-fold CV"
+    )
+    return (
+        f"Mean and standard deviation over the {folds} folds of {what}; the 95 % CI "
+        "is the corrected resampled t-interval (Nadeau &amp; Bengio), which allows for "
+        "folds sharing training patients instead of treating folds as independent."
+        + (
+            " Plots and the per-stage table show the first repeat."
+            if result.n_repeats > 1
+            else ""
+        )
+    )
+
+
+def _comparison_html(comparison) -> str:
+    if comparison is None:
+        return ""
+    a, b = comparison.names
+    pct = round(100 * comparison.confidence)
+    rows = "".join(
+        f"<tr><td>{html.escape(m.label)}</td><td>{m.mean_a:.3f}</td>"
+        f"<td>{m.mean_b:.3f}</td><td>{m.estimate:+.3f}</td>"
+        f"<td>[{m.ci_low:+.3f}, {m.ci_high:+.3f}]</td><td>{_p_text(m.p_value)}</td></tr>"
+        for m in comparison.metrics.values()
+    )
+    return (
+        f"<h2>{html.escape(a)} vs {html.escape(b)}</h2>"
+        f"<p><b>{html.escape(comparison.sentence())}</b></p>"
+        f"<table><tr><th>metric</th><th>{html.escape(a)}</th><th>{html.escape(b)}</th>"
+        f"<th>difference</th><th>{pct} % CI</th><th>p</th></tr>{rows}</table>"
+        f"<p>Both models were scored on identical patient partitions; the "
+        f"interval and p-value come from the {html.escape(comparison.method)}. "
+        "A p-value over cross-validation partitions speaks of this modelling "
+        "procedure on patients like these, not of other sites; see "
+        '<a href="methods.md">methods.md</a>.</p>'
+    )
+
+
+def _p_text(p) -> str:
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    return "&lt; 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _provenance_html(prov) -> str:
+    if not prov:
+        return ""
+    v = ", ".join(f"{k} {val}" for k, val in prov["versions"].items())
+    m = prov["machine"]
+    data = prov["data"]
+    files = (
+        f"; {data['n_files']} files, SHA-256 {data['files_sha256'][:16]}…"
+        if "files_sha256" in data
+        else ""
+    )
+    items = [
+        ("software", v),
+        ("command", " ".join(prov["command"])),
+        ("random_state", prov["random_state"]),
+        ("input", f"array SHA-256 {data['array_sha256'][:16]}…{files}"),
+        (
+            "machine",
+            f"{m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch "
+            f"threads, device {m.get('device', 'n/a')}",
+        ),
+        ("estimator", f"{prov['estimator']} ({len(prov['params'])} parameters)"),
+    ]
+    lis = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(str(val))}</li>" for k, val in items
+    )
+    return (
+        "<h2>Provenance</h2><ul>"
+        + lis
+        + "</ul><p>Every parameter, each repeat's patient partition and the full "
+        'hashes are in <a href="metrics.json">metrics.json</a> ("provenance").</p>'
+    )
+
+
+def _write_html(
+    out, title, result, baseline, figures, table_text, info, unc, comparison, prov
+):
     def row(name):
         s = result.summary[name]
         lo, hi = s["ci95"]
@@ -350,10 +473,13 @@ in the training and the test part of a fold. Per-patient predictions are in
 <ul>{facts}</ul>
 <table>{head}
 {rows}</table>
+<p>{_interval_note(result)}</p>
+{_comparison_html(comparison)}
 <h2>Per stage (pooled out-of-fold predictions)</h2>
 <pre>{html.escape(table_text)}</pre>
 {_uncertainty_html(unc)}
 {imgs}
+{_provenance_html(prov)}
 </body></html>
 """
     write_atomic(out / "index.html", lambda tmp: tmp.write_text(page))

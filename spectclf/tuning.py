@@ -28,11 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from spectclf.classifier import Spect3DClassifier
 from spectclf.exceptions import TuningError
 from spectclf.metrics import get_metric
-from spectclf.model_selection import (
-    PatientStratifiedGroupKFold,
-    check_no_patient_leakage,
-    fold_scores,
-)
+from spectclf.model_selection import make_partitions, out_of_fold
 from spectclf.patient_groups import fit_with_groups, require_groups, warn_ungrouped
 
 __all__ = ["tune", "default_search_space", "TunedClassifier", "nested_cv"]
@@ -291,17 +287,13 @@ def tune(
     """
     y = np.asarray(y)
     groups = require_groups(groups, len(y), "tune")
-    if isinstance(cv, (int, np.integer)):
-        cv = PatientStratifiedGroupKFold(n_splits=int(cv), random_state=random_state)
-    splits = list(cv.split(X, y, groups))
-    check_no_patient_leakage(splits, groups)
+    partitions = make_partitions(X, y, groups, cv=cv, random_state=random_state)
     if not isinstance(scoring, str):
         raise TypeError(
             "scoring must be a metric name of spectclf.metrics.METRICS (scored per "
             f"patient, as evaluate does), got {scoring!r}."
         )
     metric = get_metric(scoring)
-    classes = np.unique(y)
     space = search_space or (lambda trial: default_search_space(trial, estimator))
 
     def objective(trial: optuna.Trial) -> float:
@@ -314,16 +306,23 @@ def tune(
         params = space(trial)
         trial.set_user_attr("params", {k: repr(v) for k, v in params.items()})
         scores = []
-        for k, (train, test) in enumerate(splits):
-            est = clone(estimator).set_params(**params)
-            fit_with_groups(est, X[train], y[train], groups[train])
-            fold, *_ = fold_scores(
-                est, X[test], y[test], groups[test], classes, [metric.name]
-            )
-            scores.append(fold[metric.name])
-            trial.report(float(np.nanmean(scores)), step=k)
+
+        def report(fold):
+            scores.append(fold.scores[metric.name])
+            trial.report(float(np.nanmean(scores)), step=fold.fold)
             if trial.should_prune():
                 raise optuna.TrialPruned()
+
+        out_of_fold(
+            estimator,
+            X,
+            y,
+            groups,
+            cv=partitions,
+            params=params,
+            metrics=[metric.name],
+            on_fold=report,
+        )
         return float(np.nanmean(scores))
 
     if not verbose:

@@ -8,7 +8,6 @@ and a model: a name (``"cnn"``, ``"seed_cnn"``, ``"sbr"``) or any estimator.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +22,8 @@ from spectclf.exceptions import UsageError
 from spectclf.explain import grad_cam
 from spectclf.io.colour import OFF_TABLE_THRESHOLD
 from spectclf.metrics import stage_report
-from spectclf.model_io import load_model, save_model, write_atomic
-from spectclf.model_selection import evaluate
+from spectclf.model_io import load_model, save_model
+from spectclf.model_selection import evaluate, make_partitions, quiet_params
 from spectclf.patient_groups import final_estimator, fit_with_groups
 from spectclf.pipelines import make_default_pipeline, make_sbr_baseline
 from spectclf.report import save_figure, write_predictions, write_report
@@ -104,12 +103,17 @@ def _as_estimator(model, model_options: dict | None):
     return clone(model)
 
 
-def _portable(path, relative_to) -> str:
-    """``path`` relative to ``relative_to`` (no absolute paths of the user's machine)."""
-    try:
-        return os.path.relpath(Path(path).resolve(), Path(relative_to).resolve())
-    except ValueError:  # another drive on Windows
-        return Path(path).name
+def _shown_path(path) -> str:
+    """``path`` as a reader recognises it: relative to the working directory when
+    inside it, else with the home folder written ``~`` (never ``../../..``)."""
+    path = Path(path).resolve()
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~")):
+        try:
+            rel = path.relative_to(base.resolve())
+        except ValueError:
+            continue
+        return str(Path(prefix) / rel) if prefix else (str(rel) or ".")
+    return str(path)
 
 
 def _montage(model, data, verbose: int) -> dict:
@@ -130,21 +134,25 @@ def evaluate_and_report(
     model="cnn",
     model_options: dict | None = None,
     cv: int = 5,
+    n_repeats: int = 1,
     baseline: bool = True,
     final_fit: bool = False,
     load_options: dict | None = None,
     title: str = "spectclf evaluation",
     random_state=0,
     info: dict | None = None,
+    command: list[str] | None = None,
     verbose: int = 1,
 ) -> Bunch:
     """Cross-validate by patient, compare with the SBR baseline, write the report.
 
-    The chain the ``spectclf evaluate`` and ``spectclf demo`` commands run: patient-
-    grouped CV of ``model`` -> the SBR baseline on the same folds -> (optionally) a
-    final fit on all patients, saved as ``model.safetensors`` with saliency maps of one
-    patient per stage -> ``index.html``, ``metrics.json``, ``predictions.csv`` and
-    plots in ``out_dir``.
+    The chain the ``spectclf evaluate`` and ``spectclf demo`` commands run: ``n_repeats``
+    patient-grouped partitions drawn once -> CV of ``model`` on them -> the SBR
+    baseline on the same partitions and a paired comparison
+    (:func:`~spectclf.compare_models`' statistics) -> (optionally) a final fit on all
+    patients, saved as ``model.safetensors`` with saliency maps of one patient per
+    stage -> ``index.html``, ``metrics.json`` (with provenance), ``methods.md``,
+    ``predictions.csv`` and plots in ``out_dir``.
 
     Parameters
     ----------
@@ -158,8 +166,11 @@ def evaluate_and_report(
         Options of :func:`build_model` when ``model`` is a name.
     cv : int, default=5
         Patient-grouped folds.
+    n_repeats : int, default=1
+        Repeat the CV on this many different patient partitions; the time grows
+        ``n_repeats`` times.
     baseline : bool, default=True
-        Also cross-validate the SBR baseline on the same folds.
+        Also cross-validate the SBR baseline on the same partitions and compare.
     final_fit : bool, default=False
         Fit on all patients, save the model and add a saliency montage.
     load_options : dict, default=None
@@ -167,68 +178,112 @@ def evaluate_and_report(
         file so ``predict`` reads new patients the same way.
     title : str
     random_state : int, default=0
-        Seed of the folds.
+        Seed of the partitions.
     info : dict, default=None
         Extra facts for the report.
+    command : list of str, default=None
+        The command line recorded in the provenance (None: ``sys.argv``).
     verbose : int, default=1
+        0 prints nothing (the models' own progress lines included).
 
     Returns
     -------
     result : Bunch
         ``cv`` (the :func:`~spectclf.evaluate` result), ``baseline`` (or None),
-        ``index`` (the HTML file), ``model`` (the final fit, or None) and
+        ``comparison`` (or None), ``index`` (the HTML file), ``methods`` (the
+        ``methods.md`` file), ``model`` (the final fit, or None) and
         ``model_file`` (or None).
     """
+    from spectclf.comparison import compare_results
+    from spectclf.methods import write_methods
+    from spectclf.provenance import collect_provenance
+
     out = Path(out_dir)
     start = time.perf_counter()
     estimator = _as_estimator(model, model_options)
     name = model if isinstance(model, str) else type(model).__name__
-    _log(f"{cv}-fold patient-grouped cross-validation of the {name} model", verbose)
-    result = evaluate(
-        estimator,
-        data.X,
-        data.y,
-        data.groups,
-        cv=cv,
-        random_state=random_state,
-        verbose=verbose,
+    partitions = make_partitions(
+        data.X, data.y, data.groups, cv=cv, n_repeats=n_repeats, random_state=random_state
     )
+    scheme = f"{cv}-fold patient-grouped cross-validation" + (
+        f" x {n_repeats} repeats" if n_repeats > 1 else ""
+    )
+    _log(f"{scheme} of the {name} model", verbose)
+    result = evaluate(
+        estimator, data.X, data.y, data.groups, cv=partitions, verbose=verbose
+    )
+    timing = {"cross-validation time (s)": round(time.perf_counter() - start, 1)}
     facts = {
-        "data": _portable(getattr(data, "root", None) or data.paths[0], out),
+        "data": _shown_path(getattr(data, "root", None) or data.paths[0]),
         "patients": len(data.y),
         "volume shape": tuple(data.X.shape[1:]),
         "model": name,
         "folds": cv,
-        "cross-validation time (s)": round(time.perf_counter() - start, 1),
+        "repeats": n_repeats,
     }
     if getattr(data, "colormap", None):
         facts["colormap"] = data.colormap
     facts.update(info or {})
-    base = None
+    base, comparison = None, None
     if baseline and name != "sbr":
-        _log("same folds for the SBR baseline (striatal binding ratios)", verbose)
+        _log("same partitions for the SBR baseline (striatal binding ratios)", verbose)
+        t0 = time.perf_counter()
         base = evaluate(
             make_sbr_baseline(random_state=random_state),
             data.X,
             data.y,
             data.groups,
-            cv=cv,
-            random_state=random_state,
+            cv=partitions,
             verbose=0,
         )
+        timing["baseline time (s)"] = round(time.perf_counter() - t0, 1)
+        model_label = "CNN" if name in ("cnn", "seed_cnn") else name
+        comparison = compare_results(result, base, names=(model_label, "SBR baseline"))
     final, model_file, montage = None, None, None
     if final_fit:
         _log("fitting the final model on all patients", verbose)
         t0 = time.perf_counter()
-        final = fit_with_groups(clone(estimator), data.X, data.y, data.groups)
-        facts["final fit time (s)"] = round(time.perf_counter() - t0, 1)
+        final = fit_with_groups(
+            clone(estimator).set_params(**quiet_params(estimator, verbose)),
+            data.X,
+            data.y,
+            data.groups,
+        )
+        timing["final fit time (s)"] = round(time.perf_counter() - t0, 1)
         model_file = save_model(
             final, out / "model.safetensors", extra={"load": load_options or {}}
         )
         facts["model file"] = model_file.name
         montage = _montage(final, data, verbose)
+    provenance = collect_provenance(
+        estimator,
+        data,
+        partitions=partitions,
+        random_state=random_state,
+        command=command,
+    )
+    timing["one repeat, mean (s)"] = round(
+        timing["cross-validation time (s)"] / n_repeats, 1
+    )
     index = write_report(
-        out, result, title=title, montage=montage, baseline=base, info=facts
+        out,
+        result,
+        title=title,
+        montage=montage,
+        baseline=base,
+        info=facts,
+        comparison=comparison,
+        provenance=provenance,
+        timing=timing,
+    )
+    methods = write_methods(
+        out / "methods.md",
+        data=data,
+        estimator=estimator,
+        result=result,
+        model_name=name,
+        comparison=comparison,
+        provenance=provenance,
     )
     if verbose:
         print()
@@ -242,9 +297,18 @@ def evaluate_and_report(
             if base is not None:
                 line += f"   SBR baseline {base.summary[metric]['mean']:.3f}"
             print(line)
+        if comparison is not None:
+            print()
+            print(comparison.sentence())
         _log(f"report written to {index}", verbose)
     return Bunch(
-        cv=result, baseline=base, index=index, model=final, model_file=model_file
+        cv=result,
+        baseline=base,
+        comparison=comparison,
+        index=index,
+        methods=methods,
+        model=final,
+        model_file=model_file,
     )
 
 

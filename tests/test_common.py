@@ -55,6 +55,9 @@ ELSEWHERE = {
     "VolumeRandomUnderSampler": "imblearn sampler checks in test_sampling.py",
     "AugmentingOverSampler": "imblearn sampler checks in test_sampling.py",
     "PatientStratifiedGroupKFold": "a splitter, not an estimator",
+    "RepeatedPatientStratifiedGroupKFold": "a splitter, not an estimator",
+    "VolumeAugmenter": "augmentation settings (a parameter of the classifier and "
+    "AugmentingOverSampler), not an estimator; tests/test_classifier.py",
     # fit refuses to run without patient ids (their whole point); scikit-learn's
     # checks call fit(X, y): tested in tests/test_trust.py
     "StageEnsemble": "needs groups; tests/test_trust.py",
