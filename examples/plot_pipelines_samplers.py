@@ -21,7 +21,7 @@ from spectclf import (
 )
 
 data = make_spect_phantoms((12, 12, 12, 4), shape=(30, 64, 64), random_state=1)
-print("patients per stage:", np.bincount(data.y)[1:])
+print("patients per stage:", np.bincount(data.y)[1:].tolist())
 
 # %%
 # The sampler alone: stage 4 grows to the majority count with augmented copies;
@@ -29,8 +29,8 @@ print("patients per stage:", np.bincount(data.y)[1:])
 sampler = AugmentingOverSampler(random_state=0)
 X_res, y_res = sampler.fit_resample(data.X, data.y)
 groups_res = sampler.resample_groups(data.groups)
-print("after oversampling:", np.bincount(y_res)[1:])
-print("copies of", sorted(set(groups_res[len(data.y) :])))
+print("after oversampling:", np.bincount(y_res)[1:].tolist())
+print("copies of", sorted(str(g) for g in set(groups_res[len(data.y) :])))
 
 # %%
 # In a :class:`~spectclf.PatientPipeline` the classifier receives the resampled patient
@@ -48,4 +48,6 @@ pipe = PatientPipeline(
     ]
 )
 result = evaluate(pipe, data.X, data.y, data.groups, cv=3, random_state=0)
-print("stage-4 recall per fold:", result.per_fold["recall_stage_4"])
+print(
+    "stage-4 recall per fold:", [round(v, 2) for v in result.per_fold["recall_stage_4"]]
+)

@@ -16,7 +16,7 @@ from spectclf import evaluate, make_default_pipeline, make_spect_phantoms
 from spectclf.plotting import plot_confusion_matrix
 
 data = make_spect_phantoms((12, 12, 12, 6), shape=(30, 64, 64), random_state=0)
-print(data.X.shape, data.y)
+print(data.X.shape, data.y.tolist())
 
 # %%
 # The default pipeline resizes to 32 x 64 x 64, normalises to the non-specific brain

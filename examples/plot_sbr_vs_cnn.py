@@ -8,15 +8,15 @@ reported next to an SBR model evaluated on the same patient-grouped folds.
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 
 from spectclf import (
     SBRFeatures,
-    evaluate,
+    compare_models,
     make_default_pipeline,
     make_sbr_baseline,
     make_spect_phantoms,
 )
+from spectclf.plotting import plot_paired_differences
 
 data = make_spect_phantoms((12, 12, 12, 6), shape=(30, 64, 64), random_state=4)
 features = SBRFeatures().fit_transform(data.X)
@@ -24,29 +24,34 @@ names = SBRFeatures().fit(data.X).get_feature_names_out()
 put = features[:, list(names).index("sbr_left_putamen")]
 print(
     "mean left-putamen SBR per stage:",
-    [round(put[data.y == s].mean(), 2) for s in (1, 2, 3, 4)],
+    [round(float(put[data.y == s].mean()), 2) for s in (1, 2, 3, 4)],
 )
 
 # %%
-# With only 42 patients neither model is precise; the comparison that counts is the
-# demo's 165 patients (``spectclf demo``) or, better, your own cohort.
-sbr = evaluate(
-    make_sbr_baseline(0), data.X, data.y, data.groups, cv=4, random_state=0, verbose=0
-)
-cnn = evaluate(
-    make_default_pipeline(max_epochs=30, random_state=0),
+# :func:`~spectclf.compare_models` runs both models on identical patient partitions
+# and tests the fold-by-fold differences (corrected repeated k-fold t-test). With only
+# 42 patients and one repeat neither model is precise and the interval is wide; the
+# comparison that counts is your own cohort with ``n_repeats=3`` or more
+# (``spectclf evaluate DATA --repeats 3``).
+comparison = compare_models(
+    make_default_pipeline(max_epochs=30, random_state=0, verbose=0),
+    make_sbr_baseline(0),
     data.X,
     data.y,
     data.groups,
     cv=4,
+    n_repeats=1,
     random_state=0,
-    verbose=0,
+    names=("CNN", "SBR baseline"),
 )
-labels = ["balanced_accuracy", "qwk"]
-x = np.arange(len(labels))
-plt.bar(x - 0.2, [sbr.summary[k]["mean"] for k in labels], 0.4, label="SBR baseline")
-plt.bar(x + 0.2, [cnn.summary[k]["mean"] for k in labels], 0.4, label="3-D CNN")
-plt.xticks(x, ["balanced accuracy", "QWK"])
-plt.ylabel("mean over folds")
-plt.legend()
+print(comparison.sentence())
+for name, m in comparison.metrics.items():
+    print(
+        f"{name}: {m.estimate:+.3f} (95% CI {m.ci_low:+.3f} to {m.ci_high:+.3f}), "
+        f"p = {m.p_value:.2f}"
+    )
+
+# %%
+# Per fold, the differences (dots) and their mean with its interval (red).
+plot_paired_differences(comparison)
 plt.show()

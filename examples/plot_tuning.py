@@ -17,7 +17,7 @@ model = make_default_pipeline(max_epochs=10, random_state=0)
 # the default search space finds the classifier step inside the pipeline
 result = tune(model, data.X, data.y, data.groups, n_trials=4, cv=3, random_state=0)
 print("best balanced accuracy:", round(result.best_score, 3))
-print("best parameters:", result.best_params)
+print("best parameters:", {k: str(v) for k, v in result.best_params.items()})
 
 # %%
 # The study's history.

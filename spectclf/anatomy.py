@@ -19,7 +19,12 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, label, map_coordinates
 from sklearn.utils import Bunch
 
-from spectclf._regions import CANONICAL_STRUCTURES, ellipsoid_mask, standard_grid
+from spectclf.regions import (
+    CANONICAL_STRUCTURES,
+    STRIATUM_CENTRE,
+    ellipsoid_mask,
+    standard_grid,
+)
 
 __all__ = [
     "BLOCK_SIZE",
@@ -44,8 +49,6 @@ STRIATAL_REGIONS = (
     "left_putamen_posterior",
     "right_putamen_posterior",
 )
-#: Canonical striatal centre (between caudate heads and putamina).
-_STRIATUM_CENTRE = np.array([-0.1, 0.0, 0.0])
 
 
 def locate_striatum(
@@ -110,7 +113,7 @@ def locate_striatum(
     else:
         brain_centre = coords.mean(0)
         semi = np.asarray(CANONICAL_STRUCTURES["brain"][1])
-        centre = brain_centre + _STRIATUM_CENTRE / semi * extent / 2.0
+        centre = brain_centre + STRIATUM_CENTRE / semi * extent / 2.0
         found = False
     return Bunch(
         centre=centre,
@@ -182,11 +185,11 @@ def block_region_masks(
 
     def region(name: str, sign: float, grow: float) -> np.ndarray:
         c, a = CANONICAL_STRUCTURES[name]
-        centre = (np.array([c[0], c[1], sign * c[2]]) - _STRIATUM_CENTRE) / unit
+        centre = (np.array([c[0], c[1], sign * c[2]]) - STRIATUM_CENTRE) / unit
         return ellipsoid_mask(u, centre, grow * np.asarray(a) / unit)
 
     masks, dilated = {}, []
-    zc = (CANONICAL_STRUCTURES["putamen"][0][0] - _STRIATUM_CENTRE[0]) / unit[0]
+    zc = (CANONICAL_STRUCTURES["putamen"][0][0] - STRIATUM_CENTRE[0]) / unit[0]
     for side, sign in (("right", -1.0), ("left", 1.0)):
         for name in ("caudate", "putamen"):
             masks[f"{side}_{name}"] = region(name, sign, scale)

@@ -84,7 +84,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         ``"seed_cnn"``, ``"monai_resnet10"``...) or a module class. It is built with
         ``in_channels``, ``n_classes`` (and ``input_shape`` when it accepts one) plus
         every ``module__*`` parameter.
-    max_epochs : int, default=40
+    max_epochs : int, default=30
         Training epochs (fewer with early stopping).
     lr : float, default=3e-3
         Learning rate.

@@ -308,6 +308,7 @@ def cmd_tune(args) -> int:
     runs N local processes on one study."""
     from spectclf import tune
     from spectclf.model_io import save_model
+    from spectclf.tuning import describe_trials, trial_counts
     from spectclf.utils import write_atomic
     from spectclf.workflows import build_model
 
@@ -359,6 +360,7 @@ def cmd_tune(args) -> int:
             "best_trial": res.study.best_trial.number,
             "best_params": {k: repr(v) for k, v in res.best_params.items()},
             "trials": len(res.study.trials),
+            "trials_by_outcome": trial_counts(res.study),
             "wall_time_s": round(res.wall_time, 1),
         },
         indent=2,
@@ -366,6 +368,7 @@ def cmd_tune(args) -> int:
     write_atomic(
         Path(args.out).with_suffix(".json"), lambda tmp: tmp.write_text(summary)
     )
+    _log(f"trials: {describe_trials(res.study)}")
     _log(f"best balanced accuracy {res.best_score:.3f}; model saved to {args.out}")
     return 0
 

@@ -36,7 +36,12 @@ __all__ = [
 
 def default_comparison_metrics(classes) -> list[str]:
     """Balanced accuracy, QWK, recall of the last (most advanced) stage, log-loss."""
-    return ["balanced_accuracy", "qwk", f"recall_stage_{np.asarray(classes)[-1]}", "log_loss"]
+    return [
+        "balanced_accuracy",
+        "qwk",
+        f"recall_stage_{np.asarray(classes)[-1]}",
+        "log_loss",
+    ]
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,10 @@ class ModelComparison(Bunch):
             f"{direction} than the {b}'s ({interval})"
         )
         if m.a_is_better is None:
-            return text + f": the data do not show a difference between the {a} and the {b}."
+            return (
+                text
+                + f": the data do not show a difference between the {a} and the {b}."
+            )
         better = a if m.a_is_better else b
         return text + f": the {better} is better on this measure."
 

@@ -15,13 +15,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from spectclf._regions import region_masks
 from spectclf.anatomy import (
     BLOCK_SIZE,
     STRIATAL_REGIONS,
     block_region_masks,
     striatum_block,
 )
+from spectclf.regions import region_masks
 from spectclf.transforms import as_volumes
 
 __all__ = ["SBRFeatures", "make_sbr_baseline"]
@@ -50,7 +50,7 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
         Scale of every striatal region about its centre.
     masks : dict of ndarray, default=None
         Custom boolean masks ``{region name: (D, H, W) mask}`` replacing the standard
-        ones (keys as in :func:`spectclf._regions.region_masks`, plus ``reference``);
+        ones (keys as in :func:`spectclf.regions.region_masks`, plus ``reference``);
         with ``regions="located"`` they are masks of the block (``block_shape``).
     regions : {"located", "fixed"}, default="located"
         Regions relative to the striatum found in each volume, or fixed in the field

@@ -112,19 +112,19 @@ def expected_calibration_error(y_true, proba, classes, *, n_bins: int = 10) -> f
     """
     proba = np.asarray(proba, dtype=float)
     classes = np.asarray(classes)
-    conf, bins = _confidence_bins(proba, n_bins)
+    conf, bins = confidence_bins(proba, n_bins)
     correct = classes[np.argmax(proba, axis=1)] == np.asarray(y_true)
-    _, _, ece = _binned_calibration(correct[None], conf, bins, n_bins)
+    _, _, ece = binned_calibration(correct[None], conf, bins, n_bins)
     return float(ece[0])
 
 
-def _confidence_bins(proba, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+def confidence_bins(proba, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-label confidence of each row and its equal-width bin."""
     conf = np.asarray(proba, dtype=float).max(axis=1)
     return conf, np.minimum((conf * n_bins).astype(int), n_bins - 1)
 
 
-def _binned_calibration(correct, conf, bins, n_bins: int):
+def binned_calibration(correct, conf, bins, n_bins: int):
     """Mean confidence per bin, and per row of ``correct`` (shape ``(r, n)``) the
     accuracy per bin (NaN where empty) and the ECE: the patient-weighted mean gap."""
     counts = np.bincount(bins, minlength=n_bins)
@@ -152,10 +152,10 @@ def calibrated_resamples(
     ece : ndarray of shape (n_resamples,)
         Expected calibration error of each resample.
     """
-    conf, bins = _confidence_bins(proba, n_bins)
+    conf, bins = confidence_bins(proba, n_bins)
     rng = np.random.default_rng(random_state)
     correct = rng.random((n_resamples, len(conf))) < conf
-    _, accuracy, ece = _binned_calibration(correct, conf, bins, n_bins)
+    _, accuracy, ece = binned_calibration(correct, conf, bins, n_bins)
     return accuracy, ece
 
 

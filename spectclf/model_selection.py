@@ -352,7 +352,9 @@ class PatientPartitions:
     """
 
     def __init__(self, repeats, groups):
-        self.repeats = [[(np.asarray(tr), np.asarray(te)) for tr, te in r] for r in repeats]
+        self.repeats = [
+            [(np.asarray(tr), np.asarray(te)) for tr, te in r] for r in repeats
+        ]
         self._groups = require_groups(groups, len(groups), "PatientPartitions")
         check_no_patient_leakage([s for r in self.repeats for s in r], self._groups)
 
@@ -365,18 +367,14 @@ class PatientPartitions:
         return len(self.repeats[0])
 
     def __repr__(self) -> str:
-        return (
-            f"PatientPartitions({self.n_repeats} repeat(s) of {self.n_splits} folds)"
-        )
+        return f"PatientPartitions({self.n_repeats} repeat(s) of {self.n_splits} folds)"
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         return sum(len(r) for r in self.repeats)
 
     def split(self, X=None, y=None, groups=None):
         """Yield the stored ``(train, test)`` pairs, repeat by repeat."""
-        if groups is not None and not np.array_equal(
-            np.asarray(groups), self._groups
-        ):
+        if groups is not None and not np.array_equal(np.asarray(groups), self._groups):
             raise PatientLeakageError(
                 "These partitions were made for other patient ids (groups); "
                 "build them again with make_partitions on this data."

@@ -224,16 +224,16 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     show how many patients fall in each confidence bin.
     """
     from spectclf.metrics import (
-        _binned_calibration,
-        _confidence_bins,
+        binned_calibration,
         calibrated_resamples,
         calibration_p_value,
+        confidence_bins,
     )
 
     plt = _plt()
     proba = np.asarray(proba, dtype=float)
     classes = np.asarray(classes)
-    conf, bins = _confidence_bins(proba, n_bins)
+    conf, bins = confidence_bins(proba, n_bins)
     correct = classes[np.argmax(proba, axis=1)] == np.asarray(y_true)
     fig, (ax, axn) = plt.subplots(
         2,
@@ -245,7 +245,7 @@ def plot_reliability(y_true, proba, classes, *, n_bins: int = 10):
     )
     ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfect calibration")
     used = np.unique(bins)
-    mean_conf, observed, ece = _binned_calibration(correct[None], conf, bins, n_bins)
+    mean_conf, observed, ece = binned_calibration(correct[None], conf, bins, n_bins)
     accuracy, floor = calibrated_resamples(proba, n_bins=n_bins)
     low, high = np.nanpercentile(accuracy[:, used], [5, 95], axis=0)
     ax.vlines(

@@ -28,10 +28,17 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from spectclf.classifier import Spect3DClassifier
 from spectclf.exceptions import TuningError
 from spectclf.metrics import get_metric
-from spectclf.model_selection import make_partitions, out_of_fold
+from spectclf.model_selection import make_partitions, out_of_fold, quiet_params
 from spectclf.patient_groups import fit_with_groups, require_groups, warn_ungrouped
 
-__all__ = ["tune", "default_search_space", "TunedClassifier", "nested_cv"]
+__all__ = [
+    "tune",
+    "default_search_space",
+    "TunedClassifier",
+    "nested_cv",
+    "trial_counts",
+    "describe_trials",
+]
 
 
 def _classifier_prefix(estimator) -> str:
@@ -142,6 +149,11 @@ class _Surplus(Exception):  # noqa: N818 - control flow, recorded as a failed tr
     """A trial started after the study had reached ``n_trials``."""
 
 
+#: User attribute that says why a trial ended FAIL (the dashboard and
+#: ``study.trials_dataframe()`` show it as ``user_attrs_fail_reason``).
+FAIL_REASON = "fail_reason"
+
+
 def _finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=_DONE))
 
@@ -177,7 +189,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _fail(study, trial) -> None:
+def _fail(study, trial, reason: str) -> None:
+    study._storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
     study._storage.set_trial_state_values(
         trial._trial_id, state=optuna.trial.TrialState.FAIL
     )
@@ -193,7 +206,12 @@ def _fail_dead_local_trials(study) -> None:
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") == host and pid is not None and not _pid_alive(pid):
             try:
-                _fail(study, t)
+                _fail(
+                    study,
+                    t,
+                    f"worker process {pid} on {host} died during the trial; its "
+                    "parameters were queued again",
+                )
             except (RuntimeError, ValueError):  # another worker failed it first
                 continue
             with warnings.catch_warnings():
@@ -209,7 +227,7 @@ def _fail_running_own_trials(study) -> None:
     """After Ctrl-C: this process's RUNNING trials are failed, never completed."""
     for t in study.get_trials(deepcopy=False, states=_RUNNING):
         if t.user_attrs.get("pid") == os.getpid():
-            _fail(study, t)
+            _fail(study, t, "interrupted (Ctrl-C) in this worker")
 
 
 def tune(
@@ -277,7 +295,8 @@ def tune(
         Index of this process among several working on one study; with
         ``random_state`` it seeds the sampler, so workers never draw in lockstep.
     verbose : int, default=1
-        Print one line per trial.
+        Print one line per trial; 0 prints nothing (the estimator's own progress
+        lines included).
 
     Returns
     -------
@@ -295,14 +314,32 @@ def tune(
         )
     metric = get_metric(scoring)
     space = search_space or (lambda trial: default_search_space(trial, estimator))
+    quiet = quiet_params(estimator, verbose)
 
     def objective(trial: optuna.Trial) -> float:
         _fail_dead_local_trials(trial.study)
         if _is_surplus(trial, n_trials):
+            # optuna opened this trial before we could see the target reached; it
+            # is never run, and says so where users look (not an error)
+            trial.set_user_attr("surplus", True)
+            trial.set_user_attr(
+                FAIL_REASON,
+                f"not run: the study already had {n_trials} finished or running "
+                "trials when this worker opened it (surplus, not an error)",
+            )
             trial.study.stop()
             raise _Surplus(f"study already has {n_trials} trials")
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        try:
+            return run_trial(trial)
+        except (optuna.TrialPruned, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            trial.set_user_attr(FAIL_REASON, f"{type(exc).__name__}: {exc}"[:500])
+            raise
+
+    def run_trial(trial: optuna.Trial) -> float:
         params = space(trial)
         trial.set_user_attr("params", {k: repr(v) for k, v in params.items()})
         scores = []
@@ -319,7 +356,7 @@ def tune(
             y,
             groups,
             cv=partitions,
-            params=params,
+            params={**quiet, **params},
             metrics=[metric.name],
             on_fold=report,
         )
@@ -370,12 +407,12 @@ def tune(
     best_estimator = None
     if refit:
         best_estimator = fit_with_groups(
-            clone(estimator).set_params(**best_params), X, y, groups
+            clone(estimator).set_params(**quiet, **best_params), X, y, groups
         )
     if verbose:
         print(
             f"[spectclf] tuning: best {metric.name} {best.value:.3f} (trial "
-            f"{best.number}) after {_finished(study)} finished trials, {wall:.0f} s",
+            f"{best.number}), {wall:.0f} s; trials: {describe_trials(study)}",
             flush=True,
         )
     return Bunch(
@@ -385,6 +422,44 @@ def tune(
         study=study,
         wall_time=wall,
     )
+
+
+def trial_counts(study) -> dict[str, int]:
+    """Trials of ``study`` by outcome: ``complete``, ``pruned``, ``running``,
+    ``surplus`` (opened after the target was reached, never run), ``worker died``,
+    ``error`` (an exception in the trial) and ``failed, no reason`` (e.g. failed by
+    the heartbeat of a storage for a worker on another machine)."""
+    S = optuna.trial.TrialState
+    counts = {
+        "complete": 0,
+        "pruned": 0,
+        "running": 0,
+        "surplus": 0,
+        "worker died": 0,
+        "error": 0,
+        "failed, no reason": 0,
+    }
+    for t in study.get_trials(deepcopy=False):
+        if t.state == S.COMPLETE:
+            counts["complete"] += 1
+        elif t.state == S.PRUNED:
+            counts["pruned"] += 1
+        elif t.state in (S.RUNNING, S.WAITING):
+            counts["running"] += 1
+        elif t.user_attrs.get("surplus"):
+            counts["surplus"] += 1
+        elif "died" in str(t.user_attrs.get(FAIL_REASON, "")):
+            counts["worker died"] += 1
+        elif FAIL_REASON in t.user_attrs:
+            counts["error"] += 1
+        else:
+            counts["failed, no reason"] += 1
+    return counts
+
+
+def describe_trials(study) -> str:
+    """:func:`trial_counts` in words, e.g. ``"6 complete, 2 pruned, 1 worker died"``."""
+    return ", ".join(f"{n} {what}" for what, n in trial_counts(study).items() if n)
 
 
 class TunedClassifier(ClassifierMixin, BaseEstimator):

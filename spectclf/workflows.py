@@ -27,6 +27,7 @@ from spectclf.model_selection import evaluate, make_partitions, quiet_params
 from spectclf.patient_groups import final_estimator, fit_with_groups
 from spectclf.pipelines import make_default_pipeline, make_sbr_baseline
 from spectclf.report import save_figure, write_predictions, write_report
+from spectclf.utils import write_atomic
 
 __all__ = [
     "MODELS",
@@ -66,7 +67,7 @@ def build_model(
         striatal binding ratios + logistic regression.
     shape : tuple of 3 ints, default=(32, 64, 64)
         Volume size the CNN sees.
-    epochs : int, default=40
+    epochs : int, default=30
     class_weight : {None, "balanced"}, default="balanced"
     random_state : int, default=0
     device : str, default="auto"
@@ -203,7 +204,12 @@ def evaluate_and_report(
     estimator = _as_estimator(model, model_options)
     name = model if isinstance(model, str) else type(model).__name__
     partitions = make_partitions(
-        data.X, data.y, data.groups, cv=cv, n_repeats=n_repeats, random_state=random_state
+        data.X,
+        data.y,
+        data.groups,
+        cv=cv,
+        n_repeats=n_repeats,
+        random_state=random_state,
     )
     scheme = f"{cv}-fold patient-grouped cross-validation" + (
         f" x {n_repeats} repeats" if n_repeats > 1 else ""

@@ -24,37 +24,110 @@ def cohort_dir(tmp_path_factory):
     return root
 
 
+def _evaluate(cohort_dir, out, *extra):
+    argv = ["evaluate", str(cohort_dir), "--cv", "2", "--colormap", "hot"]
+    return main([*argv, "--out", str(out), *TINY, *extra])
+
+
 def test_evaluate_writes_report(cohort_dir, tmp_path, capsys):
     out = tmp_path / "report"
-    rc = main(
-        [
-            "evaluate",
-            str(cohort_dir),
-            "--cv",
-            "2",
-            "--colormap",
-            "hot",
-            "--out",
-            str(out),
-            *TINY,
-        ]
-    )
-    assert rc == 0
+    assert _evaluate(cohort_dir, out, "--repeats", "2") == 0
+    assert capsys.readouterr().out == ""  # --verbose 0: nothing, not even the CNN's
     metrics = json.loads((out / "metrics.json").read_text())
-    assert len(metrics["per_fold"]["balanced_accuracy"]) == 2
+    assert len(metrics["per_fold"]["balanced_accuracy"]) == 4  # 2 repeats x 2 folds
+    assert len(metrics["per_repeat"]["balanced_accuracy"]) == 2
     assert "baseline" in metrics
+    comparison = metrics["comparison"]
+    assert comparison["models"] == ["CNN", "SBR baseline"]
+    for name in ("balanced_accuracy", "qwk", "recall_stage_4", "log_loss"):
+        m = comparison["metrics"][name]
+        assert {"estimate", "ci_low", "ci_high", "p_value"} <= set(m)
+        a = np.asarray(metrics["per_fold"][name])
+        b = np.asarray(metrics["baseline"]["per_fold"][name])
+        assert m["estimate"] == pytest.approx(np.mean(a - b))
+    # provenance: versions, every parameter, the partitions, the input's hash
+    prov = metrics["provenance"]
+    assert {"spectclf", "torch", "scikit-learn", "skorch", "python"} <= set(
+        prov["versions"]
+    )
+    assert prov["params"]["clf__max_epochs"] == 1
+    assert prov["command"][:2] == ["spectclf", "evaluate"]
+    assert prov["data"]["n_files"] == 16 * 8 and len(prov["data"]["array_sha256"]) == 64
+    partitions = prov["partitions"]
+    assert len(partitions) == 2 and partitions[0] != partitions[1]
+    for repeat in partitions:
+        ids = [p for fold in repeat for p in fold]
+        assert len(ids) == len(set(ids)) == 16
     rows = list(csv.DictReader(open(out / "predictions.csv")))
-    assert len(rows) == 16 and {r["true_stage"] for r in rows} == {"1", "2", "3", "4"}
+    assert len(rows) == 32 and {r["true_stage"] for r in rows} == {"1", "2", "3", "4"}
+    for r in (1, 2):  # every patient once per repeat, in the fold the partition says
+        mine = [row for row in rows if row["repeat"] == str(r)]
+        assert sorted(row["patient_id"] for row in mine) == sorted(
+            p for fold in partitions[r - 1] for p in fold
+        )
+        for row in mine:
+            assert row["patient_id"] in partitions[r - 1][int(row["fold"]) - 1]
     for png in (
         "confusion_matrix.png",
         "fold_scores.png",
         "roc_ovr.png",
         "learning_curves.png",
+        "paired_differences.png",
     ):
         assert (out / png).stat().st_size > 1000
     html = (out / "index.html").read_text()
     assert "confusion_matrix.png" in html and "SBR baseline" in html
-    assert "balanced_accuracy" in capsys.readouterr().out
+    assert "CNN vs SBR baseline" in html and "Provenance" in html
+    methods = (out / "methods.md").read_text()
+    assert "2-fold cross-validation, repeated 2 times" in methods
+    assert "16 patients (stage 1: 4, stage 2: 4, stage 3: 4, stage 4: 4)" in methods
+    assert "'hot' colour table" in methods and "TRIPOD+AI" in methods
+
+
+def test_evaluate_rerun_reproduces_metrics_exactly(cohort_dir, tmp_path):
+    out = tmp_path / "report"
+    assert _evaluate(cohort_dir, out, "--repeats", "2") == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert _evaluate(cohort_dir, out, "--repeats", "2") == 0
+    second = json.loads((out / "metrics.json").read_text())
+    assert first.pop("timing") != {} and second.pop("timing") != {}
+    assert first == second
+    # another seed gives other partitions (the check above can fail)
+    assert _evaluate(cohort_dir, out, "--repeats", "2", "--random-state", "1") == 0
+    third = json.loads((out / "metrics.json").read_text())
+    assert third["provenance"]["partitions"] != first["provenance"]["partitions"]
+
+
+def _walk(parser, path=("spectclf",)):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, (*path, name))
+        elif action.help != argparse.SUPPRESS:
+            yield " ".join(path), action
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    from spectclf.cli import build_parser
+
+    actions = list(_walk(build_parser()))
+    assert len({cmd for cmd, _ in actions}) == 7  # spectclf + six commands
+    missing = [
+        f"{cmd} {'/'.join(a.option_strings) or a.dest}"
+        for cmd, a in actions
+        if not (a.help or "").strip()
+    ]
+    assert not missing, f"options without help: {missing}"
+    no_default = [
+        f"{cmd} {'/'.join(a.option_strings)}"
+        for cmd, a in actions
+        if a.option_strings
+        and a.default not in (None, False, "==SUPPRESS==")
+        and "default" not in a.help
+    ]
+    assert not no_default, f"options whose help hides their default: {no_default}"
 
 
 def test_train_predict_explain(cohort_dir, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spectclf import load_demo, make_spect_phantoms
-from spectclf._regions import region_masks
+from spectclf.regions import region_masks
 
 
 def test_shapes_labels_and_ids(small_phantoms):

@@ -144,6 +144,13 @@ def test_three_workers_one_killed(postgres_url, tmp_path):
     assert len(set(params)) == len(params)  # no parameter set twice
     killed = study.trials[killed_trial]
     assert killed.state == optuna.trial.TrialState.FAIL
+    assert "died" in killed.user_attrs["fail_reason"]
+    # no FAIL trial without a reason a reader can see (surplus trials say so)
+    failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert all(t.user_attrs.get("fail_reason") for t in failed), [
+        (t.number, t.user_attrs) for t in failed
+    ]
+    assert all(t.user_attrs.get("surplus") for t in failed if t.number != killed_trial)
     retried = [t for t in done if t.user_attrs.get("retried_from") == killed_trial]
     assert len(retried) == 1 and _params(retried[0]) == _params(killed)
 
@@ -154,6 +161,10 @@ def test_three_workers_one_killed(postgres_url, tmp_path):
 
     summary = json.loads((tmp_path / "w0.json").read_text())
     assert summary["best_trial"] == study.best_trial.number
+    outcome = summary["trials_by_outcome"]
+    assert outcome["complete"] + outcome["pruned"] == n_trials
+    assert outcome["worker died"] == 1 and outcome["failed, no reason"] == 0
+    assert sum(outcome.values()) == len(study.trials)
     data = load_slice_folders(cohort)
     model = build_model("cnn", shape=(8, 16, 16), epochs=2, verbose=0)
     best = study.best_trial.params

@@ -12,7 +12,7 @@ from spectclf import (
     make_spect_phantoms,
     saliency_share,
 )
-from spectclf._regions import (
+from spectclf.regions import (
     CANONICAL_STRUCTURES,
     ellipsoid_mask,
     region_masks,

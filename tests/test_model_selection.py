@@ -142,3 +142,28 @@ def test_evaluate_scores_match_the_metrics_on_each_fold():
     mean = res.summary["qwk"]["mean"]
     assert lo < mean < hi  # ...so the interval has width
     assert res.summary["mae"]["ci95"][0] >= 0.0
+
+
+def test_verbose_zero_silences_the_models_it_fits(capsys):
+    from spectclf import Spect3DClassifier, compare_models, make_spect_phantoms, tune
+
+    d = make_spect_phantoms((3, 3, 0, 0), shape=(8, 12, 12), random_state=0)
+    clf = Spect3DClassifier(max_epochs=2, module__width=4, random_state=0, verbose=2)
+    evaluate(clf, d.X, d.y, d.groups, cv=3, random_state=0, verbose=0)
+    compare_models(clf, clf, d.X, d.y, d.groups, cv=3, n_repeats=1, random_state=0)
+    tune(
+        clf,
+        d.X,
+        d.y,
+        d.groups,
+        n_trials=1,
+        cv=3,
+        random_state=0,
+        search_space=lambda trial: {"lr": trial.suggest_float("lr", 1e-3, 1e-2)},
+        verbose=0,
+    )
+    assert capsys.readouterr().out == ""
+    assert clf.verbose == 2  # the caller's estimator is left as it was
+    evaluate(clf, d.X, d.y, d.groups, cv=3, random_state=0, verbose=1)
+    out = capsys.readouterr().out
+    assert "fold 3/3" in out and "train_loss" in out  # verbose=1: both speak

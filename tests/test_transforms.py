@@ -16,8 +16,8 @@ from spectclf import (
     VolumeResizer,
     make_spect_phantoms,
 )
-from spectclf._regions import region_masks
 from spectclf.augment import VolumeAugmenter
+from spectclf.regions import region_masks
 
 
 def test_colormap_to_intensity_inverts_render():

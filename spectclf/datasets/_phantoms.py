@@ -9,8 +9,13 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from sklearn.utils import Bunch, check_random_state
 
-from spectclf._regions import CANONICAL_STRUCTURES, ellipsoid_mask, standard_grid
 from spectclf.io.colour import colormap_lut
+from spectclf.regions import (
+    CANONICAL_STRUCTURES,
+    STRIATUM_CENTRE,
+    ellipsoid_mask,
+    standard_grid,
+)
 
 __all__ = ["make_spect_phantoms", "write_slice_folders", "HEALTHY_SBR", "STAGE_LOSS"]
 
@@ -32,7 +37,6 @@ STAGE_LOSS = {
 
 
 #: Canonical striatal centre (between caudate heads and putamina), (z, y, x).
-_STRIATUM_CENTRE = np.array([-0.1, 0.0, 0.0], dtype=np.float32)
 
 
 def _loss(region: str, severity: float) -> float:
@@ -229,7 +233,7 @@ def make_spect_phantoms(
             head_scale = float(rng.normal(1.0, scale_sd))
             offset = rng.normal(0, offset_sd, size=3).astype(np.float32)
             # where the striatal centre lands, in voxels of the stored volume
-            where = offset + head_scale * (_STRIATUM_CENTRE @ pose.T)
+            where = offset + head_scale * (STRIATUM_CENTRE.astype(np.float32) @ pose.T)
             voxel = ((where - np.asarray(fov_centre)) / extent + 1) / 2
             voxel = voxel * (np.asarray(shape) - 1)
             for axis, mirrored in enumerate(flip):

@@ -19,6 +19,10 @@ CANONICAL_STRUCTURES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "occipital": ((0.60, 0.05, 0.0), (0.12, 0.20, 0.35)),
 }
 
+#: Centre of the striatum (both sides) in canonical coordinates: where the phantoms
+#: put it and where :mod:`spectclf.anatomy` expects it relative to the brain.
+STRIATUM_CENTRE = np.array([-0.1, 0.0, 0.0])
+
 
 def ellipsoid_mask(q: np.ndarray, centre, semi_axes) -> np.ndarray:
     """Boolean mask of points ``q`` (..., 3) inside an axis-aligned ellipsoid."""
