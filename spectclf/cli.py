@@ -22,8 +22,10 @@ from spectclf.io import DEFAULT_COLOR, DEFAULT_COLORMAP
 from spectclf.workflows import MODELS
 
 
-def _log(msg: str) -> None:
-    print(f"[spectclf] {msg}", flush=True)
+def _log(msg: str, args) -> None:
+    """A progress line, unless ``--verbose 0``."""
+    if getattr(args, "verbose", 1):
+        print(f"[spectclf] {msg}", flush=True)
 
 
 # -- shared option groups ----------------------------------------------------------
@@ -156,21 +158,23 @@ def _model_options(args) -> dict:
     }
 
 
-def _summarise(data) -> None:
+def _summarise(data, args) -> None:
     stages, counts = np.unique(data.y, return_counts=True)
     per = ", ".join(f"stage {s}: {n}" for s, n in zip(stages, counts, strict=True))
     colour = f"; colours read as {data.colormap!r}" if data.get("colormap") else ""
-    _log(f"{len(data.y)} patients ({per}); volume shape {data.X.shape[1:]}{colour}")
+    _log(
+        f"{len(data.y)} patients ({per}); volume shape {data.X.shape[1:]}{colour}", args
+    )
 
 
 def _load(args):
     from spectclf import load_slice_folders
 
-    _log(f"loading {args.data_dir}")
+    _log(f"loading {args.data_dir}", args)
     data = load_slice_folders(
         args.data_dir, verbose=args.verbose, **_load_options(args)
     )
-    _summarise(data)
+    _summarise(data, args)
     return data
 
 
@@ -191,7 +195,8 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     _log(
         "building (or reusing) the demo cohort: synthetic DaTscan phantoms rendered "
-        "as coloured PNG slices, read back through load_slice_folders"
+        "as coloured PNG slices, read back through load_slice_folders",
+        args,
     )
     kwargs = {}
     if args.quick:
@@ -202,8 +207,8 @@ def cmd_demo(args) -> int:
             (16, 32, 32),
         )
     data = load_demo(args.data_home, verbose=args.verbose, **kwargs)
-    _log(f"slice folders: {data.root}")
-    _summarise(data)
+    _log(f"slice folders: {data.root}", args)
+    _summarise(data, args)
     # the demo's folders are read with the loader's defaults
     args.color, args.colormap, args.target_shape, args.skip_bad = (
         DEFAULT_COLOR,
@@ -227,7 +232,7 @@ def cmd_demo(args) -> int:
         command=["spectclf", *args.argv],
         verbose=args.verbose,
     )
-    _log(f"demo finished in {time.perf_counter() - t0:.0f} s")
+    _log(f"demo finished in {time.perf_counter() - t0:.0f} s", args)
     return 0
 
 
@@ -269,7 +274,7 @@ def cmd_train(args) -> int:
         load_options=_saved_load_options(args, data),
         ensemble=args.ensemble,
         random_state=args.random_state,
-        verbose=max(1, args.verbose),
+        verbose=args.verbose,
     )
     return 0
 
@@ -284,7 +289,7 @@ def cmd_predict(args) -> int:
         out=args.out,
         colormap=args.colormap,
         trust_pickle=args.trust_pickle,
-        verbose=max(1, args.verbose),
+        verbose=args.verbose,
     )
     return 0
 
@@ -321,7 +326,7 @@ def cmd_tune(args) -> int:
     if args.workers > 1 and args.storage is None:
         args.storage = f"sqlite:///{Path(args.out).with_suffix('.db')}"
         args.argv += ["--storage", args.storage]
-        _log(f"{args.workers} workers share the study in {args.storage}")
+        _log(f"{args.workers} workers share the study in {args.storage}", args)
     options = _model_options(args)
     data = _load(args)
     procs = _spawn_workers(args) if args.workers > 1 else []
@@ -344,7 +349,10 @@ def cmd_tune(args) -> int:
             p.terminate()
         raise
     if failed:
-        _log(f"{len(failed)} worker(s) ended with an error; their trials are retried")
+        _log(
+            f"{len(failed)} worker(s) ended with an error; their trials are retried",
+            args,
+        )
     if args.worker_only:
         return 0
     # every worker has stopped: refit the study's best parameters once
@@ -368,8 +376,10 @@ def cmd_tune(args) -> int:
     write_atomic(
         Path(args.out).with_suffix(".json"), lambda tmp: tmp.write_text(summary)
     )
-    _log(f"trials: {describe_trials(res.study)}")
-    _log(f"best balanced accuracy {res.best_score:.3f}; model saved to {args.out}")
+    _log(f"trials: {describe_trials(res.study)}", args)
+    _log(
+        f"best balanced accuracy {res.best_score:.3f}; model saved to {args.out}", args
+    )
     return 0
 
 
@@ -383,9 +393,9 @@ def cmd_explain(args) -> int:
         args.patient_dir,
         args.out,
         trust_pickle=args.trust_pickle,
-        verbose=max(1, args.verbose),
+        verbose=args.verbose,
     )
-    _log(f"saliency written to {res.files[0].parent}")
+    _log(f"saliency written to {res.files[0].parent}", args)
     return 0
 
 
