@@ -27,6 +27,27 @@ def _steps(estimator) -> list[str]:
     return out
 
 
+def _training_text(estimator) -> str:
+    """The network's training settings in words (defaults included), or ``""``."""
+    steps = getattr(estimator, "steps", None) or [("model", estimator)]
+    clf = steps[-1][1]
+    params = clf.get_params(deep=False) if hasattr(clf, "get_params") else {}
+    if "module" not in params or "max_epochs" not in params:
+        return ""
+    weights = params.get("class_weight")
+    augment = params.get("augment")
+    return (
+        f"The network ({params['module']}) was trained for {params['max_epochs']} "
+        f"epoch{'s' if params['max_epochs'] != 1 else ''} with batch size {params.get('batch_size')}, learning rate "
+        f"{params.get('lr')}, weight decay {params.get('weight_decay')}, "
+        f"learning-rate schedule {params.get('lr_schedule')!r}, "
+        + (f"class weights {weights!r}" if weights else "no class weights")
+        + ", and "
+        + ("on-the-fly augmentation" if augment else "no augmentation")
+        + " of the training volumes."
+    )
+
+
 def _stage_counts(y) -> str:
     stages, counts = np.unique(y, return_counts=True)
     return ", ".join(f"stage {s}: {n}" for s, n in zip(stages, counts, strict=True))
@@ -109,6 +130,9 @@ def methods_text(
         "",
     ]
     lines += [f"- {s}" for s in _steps(estimator)] + [""]
+    training = _training_text(estimator)
+    if training:
+        lines += [training, ""]
     lines += ["## Validation", ""]
     rep = f", repeated {r} times with different partitions," if r > 1 else ""
     lines += [

@@ -13,10 +13,13 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_runs(path, monkeypatch):
+def test_example_runs(path, monkeypatch, capsys):
     matplotlib.use("Agg")
     monkeypatch.setattr("matplotlib.pyplot.show", lambda *a, **k: None)
     runpy.run_path(str(path), run_name="__main__")
+    out = capsys.readouterr().out
+    # the gallery shows what examples print: plain numbers, not NumPy reprs
+    assert "np.float" not in out and "np.int" not in out and "np.str" not in out, out
 
 
 def test_examples_exist():
