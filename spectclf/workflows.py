@@ -8,6 +8,8 @@ and a model: a name (``"cnn"``, ``"seed_cnn"``, ``"sbr"``) or any estimator.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,9 +106,10 @@ def _as_estimator(model, model_options: dict | None):
     return clone(model)
 
 
-def _shown_path(path) -> str:
-    """``path`` as a reader recognises it: relative to the working directory when
-    inside it, else with the home folder written ``~`` (never ``../../..``)."""
+def _shown_path(path, report_dir) -> str:
+    """``path`` as a reader recognises it without the machine's absolute paths:
+    relative to the working directory when inside it, ``~/...`` inside the home
+    folder, else relative to the report folder."""
     path = Path(path).resolve()
     for base, prefix in ((Path.cwd(), ""), (Path.home(), "~")):
         try:
@@ -114,7 +117,22 @@ def _shown_path(path) -> str:
         except ValueError:
             continue
         return str(Path(prefix) / rel) if prefix else (str(rel) or ".")
-    return str(path)
+    try:
+        return os.path.relpath(path, Path(report_dir).resolve())
+    except ValueError:  # another drive on Windows
+        return path.name
+
+
+def _shown_command(command, report_dir) -> list[str]:
+    """The command line with every path (existing, or absolute) shown as
+    :func:`_shown_path` does."""
+    argv = list(sys.argv if command is None else command)
+    return [
+        _shown_path(a, report_dir)
+        if a and (Path(a).is_absolute() or Path(a).exists())
+        else a
+        for a in argv
+    ]
 
 
 def _montage(model, data, verbose: int) -> dict:
@@ -220,7 +238,7 @@ def evaluate_and_report(
     )
     timing = {"cross-validation time (s)": round(time.perf_counter() - start, 1)}
     facts = {
-        "data": _shown_path(getattr(data, "root", None) or data.paths[0]),
+        "data": _shown_path(getattr(data, "root", None) or data.paths[0], out),
         "patients": len(data.y),
         "volume shape": tuple(data.X.shape[1:]),
         "model": name,
@@ -266,7 +284,7 @@ def evaluate_and_report(
         data,
         partitions=partitions,
         random_state=random_state,
-        command=command,
+        command=_shown_command(command, out),
     )
     timing["one repeat, mean (s)"] = round(
         timing["cross-validation time (s)"] / n_repeats, 1
