@@ -17,13 +17,7 @@ from sklearn.utils import Bunch
 
 from spectclf.exceptions import PatientLeakageError
 from spectclf.metrics import get_metric
-from spectclf.model_selection import (
-    corrected_t_interval,
-    make_partitions,
-    out_of_fold,
-    quiet_params,
-    summarise_folds,
-)
+from spectclf.model_selection import corrected_t_interval, evaluate, make_partitions
 
 __all__ = [
     "MetricComparison",
@@ -31,6 +25,7 @@ __all__ = [
     "compare_models",
     "compare_results",
     "default_comparison_metrics",
+    "format_p_value",
 ]
 
 
@@ -120,7 +115,8 @@ class ModelComparison(Bunch):
             f"On these {self.n_patients} patients ({self.n_splits}-fold patient-grouped "
             f"CV, {self.n_repeats} repeat{'s' if self.n_repeats > 1 else ''})"
         )
-        interval = f"{pct} % CI {m.ci_low:.2f} to {m.ci_high:.2f}, p = {_p(m.p_value)}"
+        p_text = format_p_value(m.p_value, label=True)
+        interval = f"{pct} % CI {m.ci_low:.2f} to {m.ci_high:.2f}, {p_text}"
         if not np.isfinite(m.estimate):
             return f"{setting} the {m.label.lower()} could not be compared."
         direction = "higher" if m.estimate >= 0 else "lower"
@@ -149,10 +145,16 @@ class ModelComparison(Bunch):
         }
 
 
-def _p(p: float) -> str:
-    if not np.isfinite(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+def format_p_value(p, *, label: bool = False) -> str:
+    """A p-value as reports print it: ``"< 0.001"``, ``"0.042"`` or ``"n/a"``;
+    with ``label=True`` ``"p < 0.001"``, ``"p = 0.042"`` or ``"p n/a"``."""
+    if p is None or not np.isfinite(p):
+        text = "n/a"
+    else:
+        text = "< 0.001" if p < 0.001 else f"{p:.3f}"
+    if not label:
+        return text
+    return f"p {text}" if text[0] in "<n" else f"p = {text}"
 
 
 METHOD = (
@@ -297,12 +299,10 @@ def compare_models(
     these; it says nothing of another site's cohort, and with few stage-4 patients
     the stage-4 recall difference is coarse (one patient is 1/3 of a fold).
 
-    References
-    ----------
-    .. [1] C. Nadeau and Y. Bengio, "Inference for the generalization error",
-       Machine Learning 52 (2003) 239-281.
-    .. [2] R. R. Bouckaert and E. Frank, "Evaluating the replicability of
-       significance tests for comparing learning algorithms", PAKDD 2004.
+    See Also
+    --------
+    spectclf.model_selection.corrected_t_interval : the statistic, with its
+        references.
 
     Examples
     --------
@@ -324,19 +324,7 @@ def compare_models(
     metrics = list(metrics or default_comparison_metrics(classes))
     names = names or (type(model_a).__name__, type(model_b).__name__)
     results = [
-        summarise_folds(
-            out_of_fold(
-                model,
-                X,
-                y,
-                groups,
-                cv=partitions,
-                metrics=metrics,
-                params=quiet_params(model, verbose),
-                verbose=verbose,
-            ),
-            classes,
-        )
+        evaluate(model, X, y, groups, cv=partitions, metrics=metrics, verbose=verbose)
         for model in (model_a, model_b)
     ]
     return compare_results(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectclf.comparison import format_p_value
 from spectclf.metrics import get_metric
 from spectclf.utils import write_atomic
 
@@ -167,7 +168,7 @@ def methods_text(
             "|---|---|---|---|---|",
         ]
         for m in comparison.metrics.values():
-            p = "n/a" if not np.isfinite(m.p_value) else f"{m.p_value:.3f}"
+            p = format_p_value(m.p_value)
             lines.append(
                 f"| {m.label} | {m.mean_a:.3f} | {m.mean_b:.3f} | "
                 f"{m.estimate:+.3f} ({m.ci_low:+.3f} to {m.ci_high:+.3f}) | {p} |"

@@ -170,7 +170,7 @@ def corrected_t_interval(
     confidence: float = 0.95,
     low: float = -np.inf,
     high: float = np.inf,
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """Mean, interval and p-value of fold-level values, corrected for the overlap
     of the training sets (Nadeau & Bengio, 2003; Bouckaert & Frank, 2004).
 
@@ -372,13 +372,17 @@ class PatientPartitions:
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         return sum(len(r) for r in self.repeats)
 
-    def split(self, X=None, y=None, groups=None):
-        """Yield the stored ``(train, test)`` pairs, repeat by repeat."""
+    def check_groups(self, groups) -> None:
+        """Refuse ``groups`` other than the patient ids the partitions were made for."""
         if groups is not None and not np.array_equal(np.asarray(groups), self._groups):
             raise PatientLeakageError(
                 "These partitions were made for other patient ids (groups); "
                 "build them again with make_partitions on this data."
             )
+
+    def split(self, X=None, y=None, groups=None):
+        """Yield the stored ``(train, test)`` pairs, repeat by repeat."""
+        self.check_groups(groups)
         for r in self.repeats:
             yield from r
 
@@ -426,7 +430,7 @@ def make_partitions(
     """
     groups = require_groups(groups, len(y), "the cross-validation")
     if isinstance(cv, PatientPartitions):
-        list(cv.split(groups=groups))  # refuses partitions of other patients
+        cv.check_groups(groups)
         return cv
     if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
         cv = RepeatedPatientStratifiedGroupKFold(
@@ -592,6 +596,7 @@ def evaluate(
     cv=5,
     n_repeats: int = 1,
     random_state=None,
+    metrics=None,
     verbose: int = 1,
     return_estimators: bool = False,
 ):
@@ -621,6 +626,8 @@ def evaluate(
         int).
     random_state : int or None, default=None
         Seed of the fold assignment (when ``cv`` is an int).
+    metrics : sequence of str, default=None
+        Metrics to compute (None: every metric of the registry that applies).
     verbose : int, default=1
         Print one line per fold; 0 also silences the estimator's own progress
         lines (every ``verbose`` parameter, see :func:`quiet_params`).
@@ -657,6 +664,7 @@ def evaluate(
         cv=cv,
         n_repeats=n_repeats,
         random_state=random_state,
+        metrics=metrics,
         params=quiet_params(estimator, verbose),
         verbose=verbose,
         return_estimators=return_estimators,
@@ -676,7 +684,7 @@ def summarise_folds(folds: list[Bunch], classes) -> Bunch:
     summary = {}
     for name, v in per_fold.items():
         metric = get_metric(name)
-        mean, low, high, _ = corrected_t_interval(
+        _, low, high, _ = corrected_t_interval(
             v, ratio, low=metric.low, high=metric.high
         )
         summary[name] = {

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from spectclf.comparison import format_p_value
 from spectclf.metrics import get_metric
 
 __all__ = [
@@ -152,7 +153,7 @@ def plot_paired_differences(comparison):
         ax.set_xticks([])
         better = "higher" if m.greater_is_better else "lower"
         ax.set_title(f"{m.label}\n({better} is better)", fontsize=9)
-        ax.set_xlabel(f"p = {m.p_value:.3f}" if np.isfinite(m.p_value) else "p n/a")
+        ax.set_xlabel(format_p_value(m.p_value, label=True))
     np.atleast_1d(axes)[0].set_ylabel(f"{a} - {b}")
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
     fig.suptitle(

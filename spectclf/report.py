@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spectclf import plotting
+from spectclf.comparison import format_p_value
 from spectclf.metrics import get_metric, stage_report
 from spectclf.utils import write_atomic
 
@@ -366,7 +367,7 @@ def _comparison_html(comparison) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(m.label)}</td><td>{m.mean_a:.3f}</td>"
         f"<td>{m.mean_b:.3f}</td><td>{m.estimate:+.3f}</td>"
-        f"<td>[{m.ci_low:+.3f}, {m.ci_high:+.3f}]</td><td>{_p_text(m.p_value)}</td></tr>"
+        f"<td>[{m.ci_low:+.3f}, {m.ci_high:+.3f}]</td><td>{html.escape(format_p_value(m.p_value))}</td></tr>"
         for m in comparison.metrics.values()
     )
     return (
@@ -380,12 +381,6 @@ def _comparison_html(comparison) -> str:
         "procedure on patients like these, not of other sites; see "
         '<a href="methods.md">methods.md</a>.</p>'
     )
-
-
-def _p_text(p) -> str:
-    if p is None or not np.isfinite(p):
-        return "n/a"
-    return "&lt; 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _provenance_html(prov) -> str:

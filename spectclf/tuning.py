@@ -17,6 +17,7 @@ import socket
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import optuna
@@ -149,9 +150,18 @@ class _Surplus(Exception):  # noqa: N818 - control flow, recorded as a failed tr
     """A trial started after the study had reached ``n_trials``."""
 
 
-#: User attribute that says why a trial ended FAIL (the dashboard and
-#: ``study.trials_dataframe()`` show it as ``user_attrs_fail_reason``).
+#: User attributes that say why a trial ended FAIL: a sentence, and its kind (one of
+#: ``FAIL_KINDS``). The dashboard and ``study.trials_dataframe()`` show them as
+#: ``user_attrs_fail_reason`` and ``user_attrs_fail_kind``.
 FAIL_REASON = "fail_reason"
+FAIL_KIND = "fail_kind"
+FAIL_KINDS = ("surplus", "worker died", "interrupted", "error")
+
+
+def _record_failure(set_user_attr, kind: str, reason: str) -> None:
+    """Write why a trial fails, through ``trial.set_user_attr`` or the storage's."""
+    set_user_attr(FAIL_KIND, kind)
+    set_user_attr(FAIL_REASON, reason)
 
 
 def _finished(study) -> int:
@@ -189,8 +199,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _fail(study, trial, reason: str) -> None:
-    study._storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+def _fail(study, trial, kind: str, reason: str) -> None:
+    _record_failure(
+        partial(study._storage.set_trial_user_attr, trial._trial_id), kind, reason
+    )
     study._storage.set_trial_state_values(
         trial._trial_id, state=optuna.trial.TrialState.FAIL
     )
@@ -209,6 +221,7 @@ def _fail_dead_local_trials(study) -> None:
                 _fail(
                     study,
                     t,
+                    "worker died",
                     f"worker process {pid} on {host} died during the trial; its "
                     "parameters were queued again",
                 )
@@ -227,7 +240,7 @@ def _fail_running_own_trials(study) -> None:
     """After Ctrl-C: this process's RUNNING trials are failed, never completed."""
     for t in study.get_trials(deepcopy=False, states=_RUNNING):
         if t.user_attrs.get("pid") == os.getpid():
-            _fail(study, t, "interrupted (Ctrl-C) in this worker")
+            _fail(study, t, "interrupted", "interrupted (Ctrl-C) in this worker")
 
 
 def tune(
@@ -322,8 +335,9 @@ def tune(
             # optuna opened this trial before we could see the target reached; it
             # is never run, and says so where users look (not an error)
             trial.set_user_attr("surplus", True)
-            trial.set_user_attr(
-                FAIL_REASON,
+            _record_failure(
+                trial.set_user_attr,
+                "surplus",
                 f"not run: the study already had {n_trials} finished or running "
                 "trials when this worker opened it (surplus, not an error)",
             )
@@ -336,7 +350,9 @@ def tune(
         except (optuna.TrialPruned, KeyboardInterrupt):
             raise
         except Exception as exc:
-            trial.set_user_attr(FAIL_REASON, f"{type(exc).__name__}: {exc}"[:500])
+            _record_failure(
+                trial.set_user_attr, "error", f"{type(exc).__name__}: {exc}"[:500]
+            )
             raise
 
     def run_trial(trial: optuna.Trial) -> float:
@@ -425,20 +441,15 @@ def tune(
 
 
 def trial_counts(study) -> dict[str, int]:
-    """Trials of ``study`` by outcome: ``complete``, ``pruned``, ``running``,
-    ``surplus`` (opened after the target was reached, never run), ``worker died``,
-    ``error`` (an exception in the trial) and ``failed, no reason`` (e.g. failed by
-    the heartbeat of a storage for a worker on another machine)."""
+    """Trials of ``study`` by outcome: ``complete``, ``pruned``, ``running``, then
+    the failed ones by their recorded kind: ``surplus`` (opened after the target was
+    reached, never run), ``worker died``, ``interrupted`` (Ctrl-C), ``error`` (an
+    exception in the trial), and ``failed, no reason`` (e.g. failed by the
+    heartbeat of a storage for a worker on another machine)."""
     S = optuna.trial.TrialState
-    counts = {
-        "complete": 0,
-        "pruned": 0,
-        "running": 0,
-        "surplus": 0,
-        "worker died": 0,
-        "error": 0,
-        "failed, no reason": 0,
-    }
+    counts = dict.fromkeys(
+        ("complete", "pruned", "running", *FAIL_KINDS, "failed, no reason"), 0
+    )
     for t in study.get_trials(deepcopy=False):
         if t.state == S.COMPLETE:
             counts["complete"] += 1
@@ -446,14 +457,8 @@ def trial_counts(study) -> dict[str, int]:
             counts["pruned"] += 1
         elif t.state in (S.RUNNING, S.WAITING):
             counts["running"] += 1
-        elif t.user_attrs.get("surplus"):
-            counts["surplus"] += 1
-        elif "died" in str(t.user_attrs.get(FAIL_REASON, "")):
-            counts["worker died"] += 1
-        elif FAIL_REASON in t.user_attrs:
-            counts["error"] += 1
         else:
-            counts["failed, no reason"] += 1
+            counts[t.user_attrs.get(FAIL_KIND, "failed, no reason")] += 1
     return counts
 
 

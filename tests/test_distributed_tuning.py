@@ -145,6 +145,7 @@ def test_three_workers_one_killed(postgres_url, tmp_path):
     killed = study.trials[killed_trial]
     assert killed.state == optuna.trial.TrialState.FAIL
     assert "died" in killed.user_attrs["fail_reason"]
+    assert killed.user_attrs["fail_kind"] == "worker died"
     # no FAIL trial without a reason a reader can see (surplus trials say so)
     failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
     assert all(t.user_attrs.get("fail_reason") for t in failed), [

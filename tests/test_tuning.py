@@ -68,6 +68,33 @@ def test_sqlite_study_resumes(tmp_path):
     assert second.best_score == study.best_value
 
 
+def test_a_failed_trial_records_why_and_is_counted_by_kind(tmp_path):
+    from spectclf.tuning import describe_trials, trial_counts
+
+    X, y, groups = _data()
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def broken(trial):
+        trial.suggest_float("C", 0.1, 1.0)
+        raise ValueError("no such parameter: clf__bogus")
+
+    with pytest.raises(ValueError, match="bogus"):
+        tune(
+            LogisticRegression(), X, y, groups, n_trials=1, search_space=broken,
+            storage=url, study_name="s", verbose=0, refit=False,
+        )  # fmt: skip
+    study = optuna.load_study(study_name="s", storage=url)
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["fail_kind"] == "error"
+    assert (
+        trial.user_attrs["fail_reason"] == "ValueError: no such parameter: clf__bogus"
+    )
+    counts = trial_counts(study)
+    assert counts["error"] == 1 and sum(counts.values()) == 1
+    assert describe_trials(study) == "1 error"
+
+
 def test_killed_trial_is_failed_and_retried(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     block = tmp_path / "block"
