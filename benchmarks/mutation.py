@@ -247,7 +247,7 @@ MUTATIONS = [
         "tests/test_nets.py -k small_blocks",
     ),
     (
-        "grad_cam does not give classify the input (the ratio head cannot read it)",
+        "saliency does not give classify the input (the ratio head cannot read it)",
         "spectclf/explain.py",
         "module.classify(acts, x) if takes_input else module.classify(acts)",
         "module.classify(acts)",

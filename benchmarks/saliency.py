@@ -2,7 +2,7 @@
 
 Trains the default pipeline on phantoms of two geometries (whole head; a 90 mm slab
 with shifted heads), explains held-out patients of every stage with each
-:func:`spectclf.grad_cam` method, maps the phantoms' true striatum masks into the
+:func:`spectclf.saliency` method, maps the phantoms' true striatum masks into the
 classifier's input block (the same resize and striatum crop as the volumes) and
 reports, per method: the share of saliency mass inside the striatum, inside the
 striatum grown by 2 voxels (about one SPECT FWHM), what an even spread would get
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import binary_dilation
 
-from spectclf import grad_cam, make_default_pipeline, make_spect_phantoms
+from spectclf import make_default_pipeline, make_spect_phantoms, saliency
 from spectclf.anatomy import locate_striatum, striatum_block
 from spectclf.explain import METHODS, saliency_share
 
@@ -77,7 +77,7 @@ def run(args) -> dict:
         }
         for method in METHODS:
             t0 = time.perf_counter()
-            sal, _ = grad_cam(pipe, test.X, method=method)
+            sal, _ = saliency(pipe, test.X, method=method)
             peaks = [g.flat[np.argmax(s)] for s, g in zip(sal, grown, strict=True)]
             share = saliency_share(sal, mask)
             row[method] = {

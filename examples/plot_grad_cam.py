@@ -2,7 +2,7 @@
 Explaining predictions with 3-D saliency maps
 =============================================
 
-Which voxels drove a prediction? ``grad_cam`` returns a saliency volume per patient,
+Which voxels drove a prediction? ``saliency`` returns a saliency volume per patient,
 shaped like the network's input. The default, ``method="integrated"``, integrates
 the gradient of the class score along the path from a uniform brain-level volume to
 the scan: it credits the voxels whose uptake above the brain background raised the
@@ -13,7 +13,7 @@ striatum crop makes them.
 # %%
 import matplotlib.pyplot as plt
 
-from spectclf import Spect3DClassifier, grad_cam, make_spect_phantoms
+from spectclf import Spect3DClassifier, make_spect_phantoms, saliency
 from spectclf.plotting import plot_stage_montage
 
 kw = dict(shape=(16, 32, 32), counts=200.0, fov_centre=(-0.1, 0, 0), fov_extent=0.5)
@@ -24,8 +24,8 @@ clf = Spect3DClassifier(
 ).fit(train.X, train.y)
 
 # %%
-saliency, X_used = grad_cam(clf, test.X)
-plot_stage_montage(X_used, clf.predict(test.X), saliency=saliency, n_slices=5)
+maps, X_used = saliency(clf, test.X)
+plot_stage_montage(X_used, clf.predict(test.X), saliency=maps, n_slices=5)
 plt.show()
 
 # %%
@@ -33,6 +33,6 @@ plt.show()
 # their product. Raw gradients of a network with global max-pooling peak on single
 # voxels where the pooling routes them, often away from the striatum.
 for method in ("gradcam", "guided"):
-    saliency, _ = grad_cam(clf, test.X, method=method)
-    plot_stage_montage(X_used, clf.predict(test.X), saliency=saliency, n_slices=5)
+    maps, _ = saliency(clf, test.X, method=method)
+    plot_stage_montage(X_used, clf.predict(test.X), saliency=maps, n_slices=5)
     plt.show()

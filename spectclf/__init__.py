@@ -5,7 +5,7 @@ from spectclf.classifier import Spect3DClassifier
 from spectclf.comparison import compare_models
 from spectclf.datasets import load_demo, make_spect_phantoms, write_slice_folders
 from spectclf.ensemble import HybridSBRClassifier, StageEnsemble
-from spectclf.explain import grad_cam, saliency_share
+from spectclf.explain import grad_cam, saliency, saliency_share
 from spectclf.features import SBRFeatures
 from spectclf.io import load_slice_folders, load_volumes
 from spectclf.metrics import stage_report
@@ -60,6 +60,7 @@ __all__ = [
     "check_no_patient_leakage",
     "evaluate",
     "grad_cam",
+    "saliency",
     "saliency_share",
     "make_default_pipeline",
     "make_sbr_baseline",

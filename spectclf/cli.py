@@ -9,7 +9,6 @@ with exit code 130 and writes no partial output.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -178,14 +177,6 @@ def _load(args):
     return data
 
 
-def _saved_load_options(args, data) -> dict:
-    """Load options for the model file: the colormap as resolved on the training data."""
-    options = _load_options(args)
-    if data.get("colormap"):
-        options["colormap"] = data.colormap
-    return options
-
-
 # -- commands ----------------------------------------------------------------------
 def cmd_demo(args) -> int:
     """Demo cohort -> PNG slice folders -> loader -> CV -> final model -> report."""
@@ -226,7 +217,7 @@ def cmd_demo(args) -> int:
         n_repeats=args.repeats,
         baseline=True,
         final_fit=True,
-        load_options=_saved_load_options(args, data),
+        load_options=_load_options(args),
         title="spectclf demo: staging synthetic DaTscans",
         random_state=args.random_state,
         command=["spectclf", *args.argv],
@@ -271,7 +262,7 @@ def cmd_train(args) -> int:
         args.out,
         model=args.model,
         model_options=options,
-        load_options=_saved_load_options(args, data),
+        load_options=_load_options(args),
         ensemble=args.ensemble,
         random_state=args.random_state,
         verbose=args.verbose,
@@ -311,11 +302,7 @@ def _spawn_workers(args) -> list:
 def cmd_tune(args) -> int:
     """Optuna search under patient-grouped CV; resumable with --storage; --workers N
     runs N local processes on one study."""
-    from spectclf import tune
-    from spectclf.model_io import save_model
-    from spectclf.tuning import describe_trials, trial_counts
-    from spectclf.utils import write_atomic
-    from spectclf.workflows import build_model
+    from spectclf.workflows import default_study_storage, tune_and_save
 
     if args.model == "sbr":
         raise UsageError("tune searches CNN settings; use --model cnn or seed_cnn")
@@ -324,13 +311,17 @@ def cmd_tune(args) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.workers > 1 and args.storage is None:
-        args.storage = f"sqlite:///{Path(args.out).with_suffix('.db')}"
+        args.storage = default_study_storage(args.out)
         args.argv += ["--storage", args.storage]
         _log(f"{args.workers} workers share the study in {args.storage}", args)
     options = _model_options(args)
     data = _load(args)
-    procs = _spawn_workers(args) if args.workers > 1 else []
-    kwargs = dict(
+    tune_and_save(
+        data,
+        args.out,
+        model=args.model,
+        model_options=options,
+        load_options=_load_options(args),
         n_trials=args.trials,
         cv=args.cv,
         storage=args.storage,
@@ -338,47 +329,9 @@ def cmd_tune(args) -> int:
         timeout=args.timeout,
         random_state=args.random_state,
         worker_id=args.worker_id,
+        other_workers=_spawn_workers(args) if args.workers > 1 else (),
+        refit=not args.worker_only,
         verbose=args.verbose,
-    )
-    model = build_model(args.model, **options)
-    try:
-        res = tune(model, data.X, data.y, data.groups, refit=False, **kwargs)
-        failed = [p.args for p in procs if p.wait() != 0]
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        raise
-    if failed:
-        _log(
-            f"{len(failed)} worker(s) ended with an error; their trials are retried",
-            args,
-        )
-    if args.worker_only:
-        return 0
-    # every worker has stopped: refit the study's best parameters once
-    res = tune(model, data.X, data.y, data.groups, **kwargs)
-    save_model(
-        res.best_estimator,
-        args.out,
-        extra={"load": _saved_load_options(args, data)},
-    )
-    summary = json.dumps(
-        {
-            "best_score": res.best_score,
-            "best_trial": res.study.best_trial.number,
-            "best_params": {k: repr(v) for k, v in res.best_params.items()},
-            "trials": len(res.study.trials),
-            "trials_by_outcome": trial_counts(res.study),
-            "wall_time_s": round(res.wall_time, 1),
-        },
-        indent=2,
-    )
-    write_atomic(
-        Path(args.out).with_suffix(".json"), lambda tmp: tmp.write_text(summary)
-    )
-    _log(f"trials: {describe_trials(res.study)}", args)
-    _log(
-        f"best balanced accuracy {res.best_score:.3f}; model saved to {args.out}", args
     )
     return 0
 
@@ -525,7 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
         "colour residual, 'check' flag)",
     )
     p.add_argument("model_file", help="a model file from 'spectclf train'")
-    p.add_argument("data_dir", help="a patient folder, or a folder of patient folders")
+    p.add_argument(
+        "data_dir",
+        help="a patient folder, a folder of patient folders, or a staged cohort "
+        "folder (its known stages are reported beside the predictions)",
+    )
     p.add_argument(
         "--out",
         default="predictions.csv",

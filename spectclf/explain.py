@@ -20,7 +20,7 @@ from scipy.ndimage import median_filter
 from spectclf.anatomy import locate_striatum
 from spectclf.patient_groups import final_estimator
 
-__all__ = ["grad_cam", "saliency_share"]
+__all__ = ["grad_cam", "saliency", "saliency_share"]
 
 METHODS = ("integrated", "guided", "gradcam", "gradient")
 
@@ -39,7 +39,7 @@ def _split_pipeline(estimator, X):
 def _last_conv(module: torch.nn.Module) -> torch.nn.Module:
     convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv3d)]
     if not convs:
-        raise ValueError("grad_cam needs a network with 3-D convolutions.")
+        raise ValueError("saliency needs a network with 3-D convolutions.")
     return convs[-1]
 
 
@@ -120,7 +120,7 @@ def saliency_share(saliency, mask) -> np.ndarray:
     Parameters
     ----------
     saliency : array-like of shape (n, D, H, W)
-        Non-negative maps, e.g. from :func:`grad_cam`.
+        Non-negative maps, e.g. from :func:`saliency`.
     mask : array-like of bool, shape (n, D, H, W) or (D, H, W)
         The region (e.g. the striatum) in the same voxels.
 
@@ -136,7 +136,7 @@ def saliency_share(saliency, mask) -> np.ndarray:
     return inside / np.where(total > 0, total, 1.0)
 
 
-def grad_cam(
+def saliency(
     estimator,
     X,
     *,
@@ -208,7 +208,7 @@ def grad_cam(
     clf, Xt = _split_pipeline(estimator, X)
     if not hasattr(clf, "check_volumes") or not hasattr(clf, "module_"):
         raise ValueError(
-            f"grad_cam needs a Spect3DClassifier (or a pipeline ending in one), got "
+            f"saliency needs a Spect3DClassifier (or a pipeline ending in one), got "
             f"{type(clf).__name__}."
         )
     Xt = clf.check_volumes(Xt)
@@ -251,3 +251,18 @@ def grad_cam(
     finally:
         module.train(was_training)
     return np.concatenate(out).astype(np.float32), Xt
+
+
+def grad_cam(estimator, X, **kwargs):
+    """Deprecated alias of :func:`saliency` (which computes integrated gradients by
+    default, Grad-CAM only with ``method="gradcam"``); removed in 0.4."""
+    import warnings
+
+    warnings.warn(
+        "spectclf.grad_cam is renamed spectclf.saliency (it computes integrated "
+        "gradients by default; Grad-CAM with method='gradcam'); grad_cam will be "
+        "removed in spectclf 0.4.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return saliency(estimator, X, **kwargs)

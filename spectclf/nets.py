@@ -1,6 +1,6 @@
 """3-D convolutional networks for volumes ``(N, C, D, H, W)``.
 
-The networks' contract, used by :func:`~spectclf.grad_cam`: ``features(x)`` returns
+The networks' contract, used by :func:`~spectclf.saliency`: ``features(x)`` returns
 the last convolutional feature map and ``classify(features, x)`` the logits, so that
 ``forward(x) == classify(features(x), x)`` (``x`` for heads that also read the input,
 such as ``ResNet3D(striatal_ratios=True)``; a ``classify(features)`` of one argument

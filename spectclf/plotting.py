@@ -294,7 +294,7 @@ def plot_stage_montage(
     y : array-like of shape (n,)
         Their stages (row titles).
     saliency : ndarray of shape (n, D, H, W), default=None
-        Saliency maps (:func:`spectclf.grad_cam`), drawn as a translucent overlay
+        Saliency maps (:func:`spectclf.saliency`), drawn as a translucent overlay
         lightly smoothed (0.75 voxel) for legibility, scaled per patient to its
         99th percentile and hidden below a quarter of it.
     n_slices : int, default=6

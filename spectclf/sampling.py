@@ -16,7 +16,7 @@ from imblearn.under_sampling.base import BaseUnderSampler
 from imblearn.utils import check_target_type
 from sklearn.base import clone
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_memory, validate_data
 
 from spectclf.augment import VolumeAugmenter
 from spectclf.patient_groups import accepts_groups, fit_with_groups
@@ -240,6 +240,15 @@ class AugmentingOverSampler(_VolumeSamplerMixin, BaseOverSampler):
         return np.concatenate([X, new]), y[self.sample_indices_]
 
 
+def _fit_transform_one(transformer, X, y, **fit_params):
+    return transformer.fit_transform(X, y, **fit_params), transformer
+
+
+def _fit_resample_one(sampler, X, y, **fit_params):
+    X_res, y_res = sampler.fit_resample(X, y, **fit_params)
+    return X_res, y_res, sampler
+
+
 class PatientPipeline(Pipeline):
     """imblearn ``Pipeline`` that resamples ``groups`` together with ``X`` and ``y``.
 
@@ -254,7 +263,9 @@ class PatientPipeline(Pipeline):
     ----------
     steps : list of (name, estimator) tuples
         Transformers, samplers and a final estimator, as in imblearn's ``Pipeline``.
-    memory, verbose, transform_input
+    memory : str, joblib.Memory or None, default=None
+        Cache of the fitted transformers and samplers (see ``fit``).
+    verbose, transform_input
         As in imblearn's ``Pipeline``.
 
     Examples
@@ -270,6 +281,22 @@ class PatientPipeline(Pipeline):
 
     __metadata_request__fit = {"groups": True}
 
+    def _route_params(self, params: dict) -> dict[str, dict]:
+        """``{"step__param": v}`` -> ``{"step": {"param": v}}``, as scikit-learn's
+        ``Pipeline`` routes fit parameters (without metadata routing)."""
+        names = [name for name, _ in self.steps]
+        routed: dict[str, dict] = {name: {} for name in names}
+        for key, value in params.items():
+            step, sep, param = key.partition("__")
+            if not sep or step not in routed:
+                raise ValueError(
+                    f"PatientPipeline.fit does not accept the {key!r} parameter: pass "
+                    "parameters to a step as '<step>__<parameter>' with <step> one of "
+                    f"{names} (e.g. '{names[-1]}__sample_weight')."
+                )
+            routed[step][param] = value
+        return routed
+
     def fit(self, X, y=None, groups=None, **params):
         """Fit all steps; samplers resample ``groups`` along with ``X`` and ``y``.
 
@@ -280,11 +307,18 @@ class PatientPipeline(Pipeline):
         groups : array-like of shape (n_samples,), default=None
             Patient ids.
         **params
-            Passed to the final estimator's ``fit``.
+            ``<step>__<parameter>`` for that step's ``fit`` (or ``fit_resample`` /
+            ``fit_transform``), as in scikit-learn's ``Pipeline``.
 
         Returns
         -------
         self : PatientPipeline
+
+        Notes
+        -----
+        With ``memory``, each transformer's and sampler's fit is cached (joblib,
+        keyed by the step's parameters and its input), so a grid search or a tuning
+        study that varies only later steps reuses the earlier ones.
         """
         self._validate_steps()
         # the final estimator may refuse steps that cannot feed it (checked here, not
@@ -292,6 +326,10 @@ class PatientPipeline(Pipeline):
         check = getattr(self._final_estimator, "_check_pipeline_input", None)
         if check is not None:
             check(self.steps[:-1])
+        routed = self._route_params(params)
+        memory = check_memory(self.memory)
+        fit_transform_one = memory.cache(_fit_transform_one)
+        fit_resample_one = memory.cache(_fit_resample_one)
         Xt, yt = X, y
         gt = None if groups is None else np.asarray(groups)
         if gt is not None and len(gt) != len(y):
@@ -299,9 +337,8 @@ class PatientPipeline(Pipeline):
         for i, (name, step) in enumerate(self.steps[:-1]):
             if step is None or step == "passthrough":
                 continue
-            fitted = clone(step)
-            if hasattr(fitted, "fit_resample"):
-                Xt, yt = fitted.fit_resample(Xt, yt)
+            if hasattr(step, "fit_resample"):
+                Xt, yt, fitted = fit_resample_one(clone(step), Xt, yt, **routed[name])
                 if gt is not None:
                     if not hasattr(fitted, "sample_indices_"):
                         raise ValueError(
@@ -311,15 +348,24 @@ class PatientPipeline(Pipeline):
                         )
                     gt = gt[fitted.sample_indices_]
             else:
-                Xt = fitted.fit_transform(Xt, yt)
+                Xt, fitted = fit_transform_one(clone(step), Xt, yt, **routed[name])
             self.steps[i] = (name, fitted)
         final = self._final_estimator
         if final is not None and final != "passthrough":
-            if params:
+            final_params = routed[self.steps[-1][0]]
+            if final_params:
                 extra = (
                     {"groups": gt} if gt is not None and accepts_groups(final) else {}
                 )
-                final.fit(Xt, yt, **extra, **params)
+                final.fit(Xt, yt, **extra, **final_params)
             else:
                 fit_with_groups(final, Xt, yt, gt)
         return self
+
+    def fit_predict(self, X, y=None, groups=None, **params):
+        """``fit`` (``groups`` included), then ``predict`` of the same rows."""
+        return self.fit(X, y, groups=groups, **params).predict(X)
+
+    def fit_transform(self, X, y=None, groups=None, **params):
+        """``fit`` (``groups`` included), then ``transform`` of the same rows."""
+        return self.fit(X, y, groups=groups, **params).transform(X)

@@ -8,6 +8,7 @@ and a model: a name (``"cnn"``, ``"seed_cnn"``, ``"sbr"``) or any estimator.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from sklearn.utils import Bunch
 from spectclf.classifier import DEFAULT_MAX_EPOCHS
 from spectclf.ensemble import UNCERTAINTY_THRESHOLD
 from spectclf.exceptions import UsageError
-from spectclf.explain import grad_cam
+from spectclf.explain import saliency
 from spectclf.io.colour import OFF_TABLE_THRESHOLD
 from spectclf.metrics import stage_report
 from spectclf.model_io import load_model, save_model
@@ -38,6 +39,8 @@ __all__ = [
     "explain_patients",
     "predict_patients",
     "train_and_save",
+    "tune_and_save",
+    "default_study_storage",
 ]
 
 #: Model names the workflows and the command line accept.
@@ -141,7 +144,7 @@ def _montage(model, data, verbose: int) -> dict:
     montage = {"X": data.X[first], "y": data.y[first], "patients": data.groups[first]}
     if hasattr(final_estimator(model), "module_"):
         _log("saliency maps (integrated gradients) for one patient per stage", verbose)
-        sal, Xt = grad_cam(model, data.X[first], target=data.y[first])
+        sal, Xt = saliency(model, data.X[first], target=data.y[first])
         montage.update(X=Xt, saliency=sal)
     return montage
 
@@ -275,7 +278,9 @@ def evaluate_and_report(
         )
         timing["final fit time (s)"] = round(time.perf_counter() - t0, 1)
         model_file = save_model(
-            final, out / "model.safetensors", extra={"load": load_options or {}}
+            final,
+            out / "model.safetensors",
+            extra={"load": _saved_load_options(load_options, data)},
         )
         facts["model file"] = model_file.name
         montage = _montage(final, data, verbose)
@@ -377,9 +382,129 @@ def train_and_save(
     _log(f"training on {len(data.y)} patients", verbose)
     t0 = time.perf_counter()
     fitted = fit_with_groups(estimator, data.X, data.y, data.groups)
-    path = save_model(fitted, path, extra={"load": load_options or {}})
+    path = save_model(
+        fitted, path, extra={"load": _saved_load_options(load_options, data)}
+    )
     _log(f"saved to {path} ({time.perf_counter() - t0:.0f} s)", verbose)
     return Bunch(model=fitted, path=path)
+
+
+def default_study_storage(path) -> str:
+    """The SQLite study that several local workers of :func:`tune_and_save` share:
+    next to the model file ``path`` (``tuned.safetensors`` -> ``tuned.db``)."""
+    return f"sqlite:///{Path(path).with_suffix('.db')}"
+
+
+def tune_and_save(
+    data,
+    path,
+    *,
+    model="cnn",
+    model_options: dict | None = None,
+    load_options: dict | None = None,
+    n_trials: int = 20,
+    cv: int = 3,
+    storage: str | None = None,
+    study_name: str | None = None,
+    timeout: float | None = None,
+    random_state=0,
+    worker_id: int = 0,
+    other_workers: Sequence = (),
+    refit: bool = True,
+    verbose: int = 1,
+) -> Bunch:
+    """Tune ``model`` with :func:`~spectclf.tune`, refit the best parameters on all
+    patients and save them with a JSON summary beside the model file.
+
+    What ``spectclf tune`` runs. Several processes may work on one study
+    (``storage``); the one that refits waits for ``other_workers`` first, so the
+    best trial is chosen from the whole study.
+
+    Parameters
+    ----------
+    data : Bunch
+        From a loader.
+    path : str or Path
+        Model file; the summary is written to ``path`` with suffix ``.json``.
+    model, model_options, load_options
+        As in :func:`evaluate_and_report` (``"sbr"`` has nothing to tune).
+    n_trials, cv, storage, study_name, timeout, random_state, worker_id
+        As in :func:`~spectclf.tune`.
+    other_workers : sequence of processes, default=()
+        Other workers on the same study (``subprocess.Popen``); waited for before
+        the refit, and terminated on Ctrl-C.
+    refit : bool, default=True
+        False for a helper worker: tune only, save nothing.
+    verbose : int, default=1
+
+    Returns
+    -------
+    result : Bunch
+        ``tune`` (its result), ``path`` and ``summary`` (the summary file) when
+        refit, else None for both; ``failed_workers`` (how many of
+        ``other_workers`` ended with an error).
+    """
+    from spectclf.tuning import describe_trials, trial_counts, tune
+
+    if model == "sbr":
+        raise UsageError("tune searches CNN settings; use model 'cnn' or 'seed_cnn'")
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise UsageError(f"n_trials must be an int >= 1, got {n_trials!r}")
+    estimator = _as_estimator(model, model_options)
+    kwargs = dict(
+        n_trials=n_trials,
+        cv=cv,
+        storage=storage,
+        study_name=study_name,
+        timeout=timeout,
+        random_state=random_state,
+        worker_id=worker_id,
+        verbose=verbose,
+    )
+    try:
+        res = tune(estimator, data.X, data.y, data.groups, refit=False, **kwargs)
+        failed = sum(p.wait() != 0 for p in other_workers)
+    except KeyboardInterrupt:
+        for p in other_workers:
+            p.terminate()
+        raise
+    if failed:
+        _log(
+            f"{failed} worker(s) ended with an error; their trials are retried", verbose
+        )
+    if not refit:
+        return Bunch(tune=res, path=None, summary=None, failed_workers=failed)
+    # every worker has stopped: refit the study's best parameters once
+    res = tune(estimator, data.X, data.y, data.groups, **kwargs)
+    path = save_model(
+        res.best_estimator,
+        path,
+        extra={"load": _saved_load_options(load_options, data)},
+    )
+    text = json.dumps(
+        {
+            "best_score": res.best_score,
+            "best_trial": res.study.best_trial.number,
+            "best_params": {k: repr(v) for k, v in res.best_params.items()},
+            "trials": len(res.study.trials),
+            "trials_by_outcome": trial_counts(res.study),
+            "wall_time_s": round(res.wall_time, 1),
+        },
+        indent=2,
+    )
+    summary = write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+    _log(f"trials: {describe_trials(res.study)}", verbose)
+    _log(f"best balanced accuracy {res.best_score:.3f}; model saved to {path}", verbose)
+    return Bunch(tune=res, path=path, summary=summary, failed_workers=failed)
+
+
+def _saved_load_options(load_options: dict | None, data) -> dict:
+    """How a model file reads new patients: the load options, with the colormap as
+    resolved on the training data. Read back by :func:`_load_for_prediction`."""
+    options = dict(load_options or {})
+    if data.get("colormap"):
+        options["colormap"] = data.colormap
+    return options
 
 
 def _load_for_prediction(model_file, data_dir, trust_pickle, colormap=None):
@@ -414,7 +539,9 @@ def predict_patients(
     model_file : str or Path
         From :func:`train_and_save` (or ``spectclf train``).
     data_dir : str or Path
-        One patient folder, or a folder of patient folders.
+        One patient folder, a folder of patient folders, or a staged cohort folder
+        (``<stage>/<patient>/``): then the known stages are reported beside the
+        predicted ones (column ``true_stage``).
     out : str or Path, default=None
         Also write the predictions as CSV.
     colormap : str, default=None
@@ -429,7 +556,8 @@ def predict_patients(
     Returns
     -------
     result : Bunch
-        ``patients``, ``y_pred``, ``proba``, ``classes``, ``uncertainty`` (an
+        ``patients``, ``y_pred``, ``y_true`` (known stages, or None), ``proba``,
+        ``classes``, ``uncertainty`` (an
         ensemble's :meth:`~spectclf.StageEnsemble.predict_uncertainty`, else ``1 -
         max probability``), ``colour_residual`` (when read through a colormap),
         ``check`` ("yes" for an uncertain prediction or colours far off the
@@ -453,9 +581,16 @@ def predict_patients(
     csv_path = None
     if out is not None:
         csv_path = write_predictions(
-            out, data.groups, proba, classes, extra_columns=extra
+            out, data.groups, proba, classes, y_true=data.y, extra_columns=extra
         )
         _log(f"{len(proba)} predictions written to {csv_path}", verbose)
+    if data.y is not None:
+        agree = int((classes[np.argmax(proba, axis=1)] == data.y).sum())
+        _log(
+            f"stages read from the folder names: {agree} of {len(data.y)} predicted "
+            "as their folder says",
+            verbose,
+        )
     reasons = []
     if uncertain.any():
         reasons.append(f"{uncertain.sum()} uncertain (uncertainty > {threshold:g})")
@@ -470,6 +605,7 @@ def predict_patients(
     return Bunch(
         patients=data.groups,
         y_pred=classes[np.argmax(proba, axis=1)],
+        y_true=data.y,
         proba=proba,
         classes=classes,
         csv=csv_path,
@@ -480,7 +616,7 @@ def predict_patients(
 def explain_patients(
     model_file, data_dir, out_dir, *, trust_pickle: bool = False, verbose: int = 1
 ) -> Bunch:
-    """Saliency maps (:func:`~spectclf.grad_cam`, integrated gradients by default) of a
+    """Saliency maps (:func:`~spectclf.saliency`, integrated gradients by default) of a
     saved CNN for patient folders: PNG montage and ``.npy``.
 
     Returns
@@ -494,7 +630,7 @@ def explain_patients(
     if not hasattr(final_estimator(model), "module_"):
         raise UsageError("explain needs a CNN model (not the SBR baseline)")
     pred = model.predict(data.X)
-    sal, Xt = grad_cam(model, data.X)
+    sal, Xt = saliency(model, data.X)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -357,3 +357,17 @@ def test_orientation_and_overlay_options_travel_with_the_model(cohort_dir, tmp_p
     np.testing.assert_allclose(got, bundle.model.predict_proba(data.X), atol=1e-4)
     plain = load_patient_folders(patients, colormap="hot")
     assert np.abs(got - bundle.model.predict_proba(plain.X)).max() > 5e-4
+
+
+def test_predict_on_a_staged_cohort_reports_the_known_stages(cohort_dir, tmp_path):
+    model = tmp_path / "sbr.safetensors"
+    argv = ["train", str(cohort_dir), "--colormap", "hot", "--model", "sbr"]
+    assert main([*argv, "--out", str(model), "--verbose", "0"]) == 0
+    preds = tmp_path / "p.csv"
+    argv = ["predict", str(model), str(cohort_dir), "--out", str(preds)]
+    assert main([*argv, "--verbose", "0"]) == 0
+    rows = list(csv.DictReader(open(preds)))
+    assert len(rows) == 16
+    # every patient of every stage folder, each with the stage its folder names
+    for r in rows:
+        assert r["true_stage"] == str((int(r["patient_id"][1:]) - 1) // 4 + 1)

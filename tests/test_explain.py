@@ -7,9 +7,9 @@ import pytest
 
 from spectclf import (
     Spect3DClassifier,
-    grad_cam,
     make_default_pipeline,
     make_spect_phantoms,
+    saliency,
     saliency_share,
 )
 from spectclf.regions import (
@@ -37,7 +37,7 @@ def _brain_mask(shape):
 @pytest.mark.parametrize("method", ["guided", "gradient"])
 def test_saliency_concentrates_in_striatum(model_and_data, method):
     clf, test = model_and_data
-    sal, X_used = grad_cam(clf, test.X, method=method)
+    sal, X_used = saliency(clf, test.X, method=method)
     assert sal.shape == (8, 16, 32, 32) and X_used.shape == test.X.shape
     assert sal.min() >= 0 and np.allclose(sal.max(axis=(1, 2, 3)), 1)
     striatum = region_masks((16, 32, 32))["striatum"]
@@ -49,7 +49,7 @@ def test_saliency_concentrates_in_striatum(model_and_data, method):
 
 def test_plain_gradcam_is_coarse_but_inside_the_head(model_and_data):
     clf, test = model_and_data
-    sal, _ = grad_cam(clf, test.X, method="gradcam", layer="layers.0")
+    sal, _ = saliency(clf, test.X, method="gradcam", layer="layers.0")
     striatum = region_masks((16, 32, 32))["striatum"]
     outside = ~_brain_mask((16, 32, 32))
     assert sal[:, striatum].mean() > 1.5 * sal[:, outside].mean()
@@ -57,16 +57,16 @@ def test_plain_gradcam_is_coarse_but_inside_the_head(model_and_data):
 
 def test_target_and_pipeline(model_and_data, small_phantoms):
     clf, test = model_and_data
-    a, _ = grad_cam(clf, test.X[:2], target=1)
-    b, _ = grad_cam(clf, test.X[:2], target=4)
+    a, _ = saliency(clf, test.X[:2], target=1)
+    b, _ = saliency(clf, test.X[:2], target=4)
     assert not np.allclose(a, b)
     with pytest.raises(ValueError, match="not in classes_"):
-        grad_cam(clf, test.X[:1], target=2)
+        saliency(clf, test.X[:1], target=2)
     pipe = make_default_pipeline(
         (8, 16, 16), max_epochs=1, batch_size=4, module__width=2, random_state=0
     )
     pipe.fit(small_phantoms.X, small_phantoms.y)
-    sal, Xt = grad_cam(pipe, small_phantoms.X[:3])
+    sal, Xt = saliency(pipe, small_phantoms.X[:3])
     assert sal.shape == (3, 5, 10, 10) and Xt.shape == (3, 1, 5, 10, 10)  # cropped
 
 
@@ -92,7 +92,7 @@ def test_integrated_gradients_put_most_mass_on_the_striatum(block_model_and_data
     clf, test = block_model_and_data
     mask = test.striatum_mask  # ~2.5 % of the block
     shares = {
-        m: saliency_share(grad_cam(clf, test.X, method=m)[0], mask)
+        m: saliency_share(saliency(clf, test.X, method=m)[0], mask)
         for m in ("integrated", "guided", "gradient")
     }
     healthy = test.y == 1
@@ -106,13 +106,13 @@ def test_integrated_gradients_put_most_mass_on_the_striatum(block_model_and_data
 
 def test_integrated_gradients_depend_on_steps_and_validate(model_and_data):
     clf, test = model_and_data
-    a, _ = grad_cam(clf, test.X[:2], steps=1)
-    b, _ = grad_cam(clf, test.X[:2], steps=8)
+    a, _ = saliency(clf, test.X[:2], steps=1)
+    b, _ = saliency(clf, test.X[:2], steps=8)
     assert a.shape == b.shape and not np.allclose(a, b)
     with pytest.raises(ValueError, match="steps"):
-        grad_cam(clf, test.X[:1], steps=0)
+        saliency(clf, test.X[:1], steps=0)
     with pytest.raises(ValueError, match="method must be one of"):
-        grad_cam(clf, test.X[:1], method="smoothgrad")
+        saliency(clf, test.X[:1], method="smoothgrad")
 
 
 def test_integrated_gradients_are_median_filtered(model_and_data, monkeypatch):
@@ -121,10 +121,10 @@ def test_integrated_gradients_are_median_filtered(model_and_data, monkeypatch):
     import spectclf.explain
 
     clf, test = model_and_data
-    maps, _ = grad_cam(clf, test.X[:4], method="integrated")
+    maps, _ = saliency(clf, test.X[:4], method="integrated")
     # the same maps without the filter: the positive attributions, scaled to max 1
     monkeypatch.setattr(spectclf.explain, "median_filter", lambda a, **kw: a)
-    raw, _ = grad_cam(clf, test.X[:4], method="integrated")
+    raw, _ = saliency(clf, test.X[:4], method="integrated")
     # a 3x3x3 median per volume (edges repeated): lone hot voxels of max-pooling
     # gradients go, blobs stay
     expected = median_filter(raw, size=(1, 3, 3, 3), mode="nearest")
@@ -141,3 +141,15 @@ def test_saliency_share():
     mask[0] = True
     np.testing.assert_allclose(saliency_share(sal, mask), [1.0, 0.5])
     assert saliency_share(np.zeros((1, 2, 2, 2)), mask)[0] == 0.0
+
+
+def test_grad_cam_is_a_deprecated_alias_of_saliency(small_phantoms):
+    from spectclf import Spect3DClassifier, grad_cam, saliency
+
+    d = small_phantoms
+    clf = Spect3DClassifier(max_epochs=1, module__width=4, random_state=0)
+    clf.fit(d.X[:8], d.y[:8])
+    with pytest.warns(FutureWarning, match="renamed spectclf.saliency"):
+        old, _ = grad_cam(clf, d.X[:2], method="gradcam")
+    new, _ = saliency(clf, d.X[:2], method="gradcam")
+    np.testing.assert_array_equal(old, new)

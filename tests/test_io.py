@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spectclf import load_slice_folders, load_volumes
+from spectclf import load_slice_folders, load_volumes, write_slice_folders
 from spectclf.exceptions import SpectDataError
 from spectclf.io import natural_key, parse_stage
 
@@ -35,8 +35,23 @@ def test_rgb_and_gray_channels(slice_root):
     rgb = load_slice_folders(slice_root, color="rgb")
     gray = load_slice_folders(slice_root, color="gray")
     assert rgb.X.shape[1] == 3 and gray.X.shape[1] == 1
-    luma = np.tensordot([0.299, 0.587, 0.114], rgb.X, axes=([0], [1]))
+    luma = np.tensordot([0.299, 0.587, 0.114], rgb.X, axes=([0], [1])) / 255
     np.testing.assert_allclose(gray.X[:, 0], luma, atol=1e-5)
+
+
+def test_gray_reads_colour_and_grayscale_files_on_one_scale(small_phantoms, tmp_path):
+    d = small_phantoms
+    write_slice_folders(d.X[:4], d.y[:4], d.groups[:4], tmp_path, colormap="gray")
+    before = load_slice_folders(tmp_path, color="gray")
+    # one patient re-exported as grayscale + alpha PNGs (the others stay RGB)
+    patient = tmp_path / f"stage_{d.y[0]}" / str(before.groups[0])
+    for f in patient.glob("*.png"):
+        Image.open(f).convert("LA").save(f)
+    after = load_slice_folders(tmp_path, color="gray")
+    assert 0.9 < after.X.max() <= 1.0 and after.X.min() >= 0.0
+    # the grayscale patient reads as it did in colour: same scale, same values
+    np.testing.assert_allclose(after.X[0], before.X[0], atol=1.5 / 255)
+    np.testing.assert_array_equal(after.X[1:], before.X[1:])
 
 
 def test_slices_stacked_in_natural_order(slice_root, small_phantoms):

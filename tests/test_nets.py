@@ -10,9 +10,9 @@ from torch import nn
 from spectclf import (
     SBRFeatures,
     Spect3DClassifier,
-    grad_cam,
     make_default_pipeline,
     make_spect_phantoms,
+    saliency,
 )
 from spectclf.anatomy import block_region_masks
 from spectclf.nets import ResNet3D, SeedCNN, StriatalRatios
@@ -119,7 +119,7 @@ def test_the_ratio_head_is_opt_in_and_reaches_the_network(small_phantoms):
     ).fit(d.X, d.y, groups=d.groups)
     assert isinstance(pipe.named_steps["clf"].module_.ratios, StriatalRatios)
     # explained through the contract: the ratios are read from the same input
-    sal, X_used = grad_cam(pipe, d.X[:2], method="gradcam")
+    sal, X_used = saliency(pipe, d.X[:2], method="gradcam")
     assert sal.shape == X_used.shape[:1] + X_used.shape[2:] and np.isfinite(sal).all()
 
 
@@ -146,5 +146,5 @@ def test_one_argument_classify_is_still_explained(small_phantoms):
     clf = Spect3DClassifier(
         module=OneArgumentHead, max_epochs=1, random_state=0, verbose=0
     ).fit(d.X, d.y)
-    sal, _ = grad_cam(clf, d.X[:2], method="gradcam")
+    sal, _ = saliency(clf, d.X[:2], method="gradcam")
     assert sal.shape == (2, *d.X.shape[-3:]) and np.isfinite(sal).all()

@@ -9,7 +9,7 @@ from imblearn.utils.estimator_checks import (
     _get_check_estimator_ids,
     estimator_checks_generator,
 )
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.model_selection import StratifiedGroupKFold, cross_validate
 
 from spectclf import (
@@ -208,3 +208,77 @@ def test_sampler_without_sample_indices_is_refused_with_groups(imbalanced):
         pipe.fit(X, y, groups=groups)
     pipe.fit(X, y)  # without patient ids there is nothing to carry
     assert pipe.steps[-1][1].n_fit_ == 18
+
+
+class _CountingScaler(TransformerMixin, BaseEstimator):
+    """Scales by a constant; counts its fits in a class attribute."""
+
+    fits = 0
+
+    def __init__(self, factor=2.0):
+        self.factor = factor
+
+    def fit(self, X, y=None, scale_by=None):
+        type(self).fits += 1
+        self.factor_ = self.factor if scale_by is None else scale_by
+        return self
+
+    def transform(self, X):
+        return np.asarray(X) * self.factor_
+
+
+def test_patient_pipeline_memory_caches_fitted_steps(imbalanced, tmp_path):
+    X, y, groups = imbalanced
+
+    def pipe(memory):
+        return PatientPipeline(
+            [
+                ("scale", _CountingScaler()),
+                ("balance", VolumeRandomOverSampler(random_state=0)),
+                ("clf", _RecordingClassifier()),
+            ],
+            memory=memory,
+        )
+
+    _CountingScaler.fits = 0
+    plain = pipe(None).fit(X, y, groups=groups)
+    cached = [pipe(str(tmp_path)).fit(X, y, groups=groups) for _ in range(3)]
+    assert _CountingScaler.fits == 2  # once without memory, once for three cached fits
+    for p in cached:
+        np.testing.assert_array_equal(p.steps[-1][1].X_, plain.steps[-1][1].X_)
+        np.testing.assert_array_equal(
+            p.steps[-1][1].groups_, plain.steps[-1][1].groups_
+        )
+        np.testing.assert_array_equal(p.predict_proba(X), plain.predict_proba(X))
+
+
+def test_patient_pipeline_routes_fit_params_by_step(imbalanced):
+    X, y, groups = imbalanced
+    pipe = PatientPipeline(
+        [("scale", _CountingScaler()), ("clf", _RecordingClassifier())]
+    )
+    pipe.fit(X, y, groups=groups, scale__scale_by=3.0)
+    assert pipe.steps[0][1].factor_ == 3.0
+    np.testing.assert_array_equal(pipe.steps[-1][1].X_, X * 3.0)
+    assert pipe.steps[-1][1].groups_ is not None  # groups still reach the final step
+    with pytest.raises(ValueError, match=r"'scale_by'.*'<step>__<parameter>'"):
+        pipe.fit(X, y, groups=groups, scale_by=3.0)
+    with pytest.raises(ValueError, match="'nope__x'"):
+        pipe.fit(X, y, nope__x=1)
+
+
+def test_patient_pipeline_fit_predict_keeps_groups(imbalanced):
+    X, y, groups = imbalanced
+    pipe = PatientPipeline(
+        [
+            ("balance", VolumeRandomOverSampler(random_state=0)),
+            ("clf", _RecordingClassifier()),
+        ]
+    )
+    pred = pipe.fit_predict(X, y, groups=groups)
+    assert pred.shape == (16,)  # the rows given, not the resampled ones
+    assert len(pipe.steps[-1][1].groups_) == 24  # resampled ids reached the classifier
+    Xt = PatientPipeline(
+        [("balance", VolumeRandomOverSampler(random_state=0)), ("s", _CountingScaler())]
+    ).fit_transform(X, y, groups=groups)
+    np.testing.assert_array_equal(Xt, X * 2.0)

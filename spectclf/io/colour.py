@@ -276,9 +276,11 @@ def to_intensity(
 ) -> np.ndarray:
     """One decoded slice ``(H, W)`` or ``(H, W, 3)`` in [0, 1] as ``(C, H, W)`` float32.
 
-    ``color="rgb"`` keeps three channels; ``"gray"`` takes luminance; ``"colormap"``
-    maps colours back through ``colormap`` (already resolved, not ``"auto"``).
-    Grayscale images pass through as intensity except under ``"rgb"``.
+    ``color="rgb"`` keeps three channels (0-255, as decoded); ``"gray"`` takes
+    luminance in [0, 1], the range grayscale files decode to, so a cohort mixing
+    grayscale and colour files has one scale; ``"colormap"`` maps colours back
+    through ``colormap`` (already resolved, not ``"auto"``). Grayscale images pass
+    through as intensity except under ``"rgb"``.
     """
     if image.ndim == 2:
         if color == "rgb":
@@ -290,5 +292,6 @@ def to_intensity(
     if color == "rgb":
         return image.astype(np.float32).transpose(2, 0, 1)
     if color == "gray":
-        return (image.astype(np.float32) @ np.asarray(LUMA_WEIGHTS, np.float32))[None]
+        luma = np.asarray(LUMA_WEIGHTS, np.float32) / np.float32(255.0)
+        return (image.astype(np.float32) @ luma)[None]
     return invert_colormap(image, colormap)[None]

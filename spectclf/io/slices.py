@@ -35,6 +35,7 @@ from spectclf.io.layout import (
     check_unique_patients,
     list_slice_files,
     natural_key,
+    parse_stage,
     patient_entries,
     stage_folders,
 )
@@ -268,9 +269,9 @@ def load_slice_folders(
     color : {"colormap", "gray", "rgb"}, default="colormap"
         ``"colormap"`` maps each colour back to the scalar intensity it encodes by
         finding the nearest entry in ``colormap``'s look-up table (C=1, in [0, 1]);
-        ``"gray"`` takes luminance (C=1); ``"rgb"`` keeps the three colour channels
-        (C=3). Grayscale images load as their values under ``"colormap"`` and
-        ``"gray"``.
+        ``"gray"`` takes luminance (C=1, in [0, 1] like grayscale files); ``"rgb"``
+        keeps the three colour channels (C=3, 0-255). Grayscale images load as
+        their values in [0, 1] under ``"colormap"`` and ``"gray"``.
     colormap : str, default="auto"
         Matplotlib colormap the slices were rendered with, or ``"auto"``: the
         colormap whose table best explains the cohort's colours
@@ -400,8 +401,10 @@ def load_patient_folders(
     ----------
     paths : str, Path or list of them
         A single patient folder (holding slice images), a folder of patient folders,
-        or a list of patient folders. A folder holding both images and sub-folders is
-        refused: it is unclear whether it is one patient or many.
+        a staged cohort folder (``<stage>/<patient>/<slices>``, as for
+        :func:`load_slice_folders`: its stages are returned as ``y``), or a list of
+        patient folders. A folder holding both images and sub-folders is refused: it
+        is unclear whether it is one patient or many.
     color, colormap, target_shape, slice_order, flip_lr, overlays, on_error
         As in :func:`load_slice_folders`.
 
@@ -410,7 +413,8 @@ def load_patient_folders(
     data : Bunch
         ``X``, ``groups`` (folder names), ``paths``, ``slice_paths``, ``colormap``,
         ``patient_colour_residual``, ``overlay_pixels`` (as in
-        :func:`load_slice_folders`), ``skipped``.
+        :func:`load_slice_folders`), ``skipped``, and ``y``: the stages of a staged
+        cohort folder, else None.
     """
     _check_options(color, colormap, slice_order, overlays)
     problems = ProblemLog(on_error)
@@ -427,11 +431,12 @@ def load_patient_folders(
                 f"({', '.join(d.name for d in subdirs[:3])}): give one patient folder, "
                 "or a folder that holds only patient folders."
             )
-        dirs = [root] if images else subdirs
+        staged = None if images else _staged_patients(subdirs, problems)
+        dirs = [root] if images else list(staged or subdirs)
     else:
-        dirs = [Path(p) for p in paths]
+        staged, dirs = None, [Path(p) for p in paths]
     check_unique_patients([(0, d.name, d) for d in dirs])
-    raw, patients, kept, slice_paths = [], [], [], []
+    raw, patients, kept, slice_paths, stages = [], [], [], [], []
     for pdir in sorted(dirs, key=lambda d: natural_key(d.name)):
         read = _read_patient(pdir, pdir.name, problems)
         if read is not None:
@@ -439,6 +444,7 @@ def load_patient_folders(
             patients.append(pdir.name)
             kept.append(str(pdir))
             slice_paths.append(read[1])
+            stages.append(staged[pdir] if staged else None)
     problems.warn()
     if not raw:
         raise SpectDataError(f"No patient slice folders found in {paths}.")
@@ -459,4 +465,21 @@ def load_patient_folders(
         patient_colour_residual=residuals,
         overlay_pixels=replaced,
         skipped=problems.skipped,
+        y=np.asarray(stages) if staged else None,
     )
+
+
+def _staged_patients(subdirs: list[Path], problems: ProblemLog) -> dict | None:
+    """``{patient folder: stage}`` when ``subdirs`` are stage folders that hold only
+    patient folders (a cohort as :func:`load_slice_folders` reads it), else None."""
+    staged = {}
+    for d in subdirs:
+        try:
+            stage = parse_stage(d.name)
+        except SpectDataError:
+            return None
+        inner = patient_entries(d, problems)
+        if not inner or not all(e.is_dir() for e in inner):
+            return None
+        staged.update(dict.fromkeys(inner, stage))
+    return staged
