@@ -14,7 +14,10 @@ Run: ``nox -s robustness`` or ``python benchmarks/robustness.py [--quick]
 [--models default,unweighted,ordinal,calibrated,ensemble,hybrid,sbr]
 [--cohorts whole_head,slab_90mm,...]``; ``--table`` prints every stored row;
 ``--odds default@30ep`` how often a redraw of each cohort's patients keeps a model at
-or above the SBR baseline on both measures.
+or above the SBR baseline on both measures; ``--compare 3`` runs
+``spectclf.compare_models`` (the default CNN against the SBR baseline on 3 repeated,
+identical patient partitions) on each cohort and stores the paired differences in
+``robustness-compare-full.json`` (``-quick`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -356,6 +359,40 @@ def every_cohort_odds(results: dict, model: str, draws: int = 2000, seed: int = 
     return "\n".join(lines)
 
 
+def compare(args, path: Path) -> dict:
+    """The default CNN against the SBR baseline on ``args.compare`` repeated,
+    identical partitions per cohort (:func:`spectclf.compare_models`)."""
+    from spectclf import compare_models
+
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for cohort in args.cohorts:
+        data = build_cohort(cohort, args.data, args.n_per_stage, args.shape, args.seed)
+        t0 = time.perf_counter()
+        c = compare_models(
+            MODELS["default"](args.seed, args.epochs),
+            MODELS["sbr"](args.seed, args.epochs),
+            data.X,
+            data.y,
+            data.groups,
+            cv=args.folds,
+            n_repeats=args.compare,
+            random_state=args.seed,
+            names=("CNN", "SBR baseline"),
+        )
+        key = cohort if args.seed == 0 else f"{cohort}#seed{args.seed}"
+        results[key] = {**c.to_dict(), "time_s": round(time.perf_counter() - t0, 1)}
+        path.write_text(json.dumps(results, indent=2))
+        print(f"## {cohort} ({results[key]['time_s']:.0f} s): {c.sentence()}")
+        for name, m in c.metrics.items():
+            print(
+                f"  {name:>18}: {m.mean_a:.3f} vs {m.mean_b:.3f}, difference "
+                f"{m.estimate:+.3f} (95 % CI {m.ci_low:+.3f} to {m.ci_high:+.3f}), "
+                f"p {m.p_value:.3f}",
+                flush=True,
+            )
+    return results
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -398,6 +435,13 @@ def main(argv=None) -> None:
         "each cohort's patients keeps it at or above the SBR baseline on both "
         "measures, and run nothing",
     )
+    p.add_argument(
+        "--compare",
+        type=int,
+        metavar="R",
+        help="compare the default CNN with the SBR baseline on R repeated, identical "
+        "partitions per cohort (compare_models), and run nothing else",
+    )
     args = p.parse_args(argv)
     args.cohorts = args.cohorts.split(",")
     args.models = args.models.split(",")
@@ -416,6 +460,9 @@ def main(argv=None) -> None:
         return
     if args.odds:
         print(every_cohort_odds(json.loads(path.read_text()), args.odds))
+        return
+    if args.compare:
+        compare(args, args.out / f"robustness-compare-{tag}.json")
         return
     results = run(args, path)
     print()
