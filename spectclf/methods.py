@@ -116,7 +116,7 @@ def methods_text(
     if colormap:
         data_text += (
             f" The exported slice images were converted back to intensities through "
-            f"the '{colormap}' colour table (detected from the images)."
+            f"the '{colormap}' colour table chosen by the loader."
         )
     if skipped:
         reasons = "; ".join(f"{p}: {why}" for p, why in skipped[:20])
