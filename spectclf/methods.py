@@ -2,7 +2,7 @@
 
 The text is a draft for a thesis or paper: every number in it comes from the run
 (cohort, preprocessing, model, cross-validation, comparison, software), and the
-TRIPOD+AI / CLAIM items the run can answer are listed with their answers. What the
+TRIPOD+AI / CLAIM topics the run can answer are listed with their answers. What the
 run cannot know (recruitment, reference standard, ethics) is left for the author.
 """
 
@@ -19,8 +19,12 @@ from spectclf.utils import write_atomic
 __all__ = ["methods_text", "write_methods"]
 
 
-def _steps(estimator) -> list[str]:
+def _steps(estimator, *, preprocessing_only: bool = False) -> list[str]:
+    """One line per pipeline step; with ``preprocessing_only`` the names of the
+    steps before the model that do something."""
     steps = getattr(estimator, "steps", None) or [("model", estimator)]
+    if preprocessing_only:
+        return [n for n, s in steps[:-1] if s is not None and s != "passthrough"]
     out = []
     for name, step in steps:
         text = " ".join(repr(step).split())
@@ -180,57 +184,64 @@ def methods_text(
             "Analyses used " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
             "",
         ]
-    lines += ["## Reporting checklist items this run can fill", ""]
-    lines += ["| item | answer |", "|---|---|"]
+    lines += ["## Reporting checklist topics this run can fill", ""]
+    lines += [
+        "Topics of the TRIPOD+AI and CLAIM checklists (look up their item numbers in "
+        "the version your journal asks for); 'fill in' marks what only you know.",
+        "",
+        "| topic | answer |",
+        "|---|---|",
+    ]
     checklist = [
         (
-            "TRIPOD+AI 5/CLAIM: data source",
+            "data source",
             "fill in: where and when the scans were acquired",
         ),
         (
-            "TRIPOD+AI 8: outcome",
+            "outcome",
             f"disease stage, {len(result.classes)} classes ({', '.join(map(str, result.classes))})",
         ),
         (
-            "TRIPOD+AI 9/CLAIM 21: sample size",
+            "sample size",
             f"{n_patients} patients ({_stage_counts(y)})",
         ),
         (
-            "TRIPOD+AI 10/CLAIM: missing data",
+            "missing data / exclusions",
             f"{len(skipped)} patient(s) skipped by the loader",
         ),
         (
-            "TRIPOD+AI 12/CLAIM 23: model",
+            "model",
             f"{model_name}; full parameters in metrics.json",
         ),
         (
-            "CLAIM 15: preprocessing",
-            "; ".join(name.split("`")[1] for name in _steps(estimator)),
+            "preprocessing",
+            "; ".join(_steps(estimator, preprocessing_only=True)) or "none",
         ),
         (
-            "TRIPOD+AI 12/CLAIM 24-28: training",
-            "fitted per training fold; internal validation and oversampling grouped by patient",
+            "training",
+            "fitted anew on the training patients of every fold; any internal "
+            "validation split and oversampling grouped by patient",
         ),
         (
-            "TRIPOD+AI 12/CLAIM 32: validation",
+            "validation",
             f"{k}-fold patient-grouped CV x {r} repeat(s), seed {seed}",
         ),
         (
-            "TRIPOD+AI 12/CLAIM 30: metrics",
+            "performance measures",
             ", ".join(get_metric(m).label for m in metric_names) + ", with 95 % CI",
         ),
         (
-            "CLAIM 37: comparison with a baseline",
+            "comparison with a baseline",
             "yes, SBR baseline on identical partitions"
             if comparison is not None
             else "no",
         ),
         (
-            "TRIPOD+AI 18/CLAIM: code and software",
+            "software",
             "spectclf " + versions.get("spectclf", "?"),
         ),
         (
-            "TRIPOD+AI: external validation",
+            "external validation",
             "fill in: none in this run (internal cross-validation only)",
         ),
     ]

@@ -82,6 +82,7 @@ def test_evaluate_writes_report(cohort_dir, tmp_path, capsys):
     assert "2-fold cross-validation, repeated 2 times" in methods
     assert "16 patients (stage 1: 4, stage 2: 4, stage 3: 4, stage 4: 4)" in methods
     assert "'hot' colour table" in methods and "TRIPOD+AI" in methods
+    assert "| preprocessing | resize; norm; crop |" in methods  # not the model
     assert "trained for 1 epoch with batch size" in methods
 
 
