@@ -16,6 +16,7 @@ from imblearn.under_sampling.base import BaseUnderSampler
 from imblearn.utils import check_target_type
 from sklearn.base import clone
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_memory, validate_data
 
 from spectclf.augment import VolumeAugmenter
@@ -362,10 +363,15 @@ class PatientPipeline(Pipeline):
                 fit_with_groups(final, Xt, yt, gt)
         return self
 
+    @available_if(lambda self: hasattr(self._final_estimator, "predict"))
     def fit_predict(self, X, y=None, groups=None, **params):
         """``fit`` (``groups`` included), then ``predict`` of the same rows."""
         return self.fit(X, y, groups=groups, **params).predict(X)
 
+    @available_if(
+        lambda self: self._final_estimator in (None, "passthrough")
+        or hasattr(self._final_estimator, "transform")
+    )
     def fit_transform(self, X, y=None, groups=None, **params):
         """``fit`` (``groups`` included), then ``transform`` of the same rows."""
         return self.fit(X, y, groups=groups, **params).transform(X)
