@@ -74,7 +74,8 @@ def _add_data(p: argparse.ArgumentParser) -> None:
         type=int,
         nargs=3,
         metavar=("D", "H", "W"),
-        help="resample every patient to this shape when they differ",
+        help="resample every patient to this shape when they differ (default: "
+        "none; patients of different shapes are refused)",
     )
     p.add_argument(
         "--slice-order",

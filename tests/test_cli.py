@@ -112,6 +112,8 @@ def _walk(parser, path=("spectclf",)):
 
 
 def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
     from spectclf.cli import build_parser
 
     actions = list(_walk(build_parser()))
@@ -122,12 +124,11 @@ def test_every_option_of_every_command_says_what_it_does():
         if not (a.help or "").strip()
     ]
     assert not missing, f"options without help: {missing}"
+    flags = (argparse._StoreTrueAction, argparse._HelpAction, argparse._VersionAction)
     no_default = [
         f"{cmd} {'/'.join(a.option_strings)}"
         for cmd, a in actions
-        if a.option_strings
-        and a.default not in (None, False, "==SUPPRESS==")
-        and "default" not in a.help
+        if a.option_strings and not isinstance(a, flags) and "default" not in a.help
     ]
     assert not no_default, f"options whose help hides their default: {no_default}"
 
