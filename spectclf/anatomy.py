@@ -28,8 +28,12 @@ from spectclf.regions import (
 
 __all__ = [
     "BLOCK_SIZE",
+    "GEOMETRIES",
+    "OCCIPITAL_BOX",
+    "RATIO_REGIONS",
     "STRIATAL_REGIONS",
     "block_region_masks",
+    "binding_ratio_regions",
     "locate_striatum",
     "striatum_block",
 ]
@@ -49,6 +53,50 @@ STRIATAL_REGIONS = (
     "left_putamen_posterior",
     "right_putamen_posterior",
 )
+
+
+#: Binding-ratio regions of the left side (x mirrored for the right): centre offset
+#: from the located striatal centre and semi-axes, in units of the brain's half-extent
+#: on each axis (z, y, x) — the geometry of the anatomical caudate and putamen masks
+#: (MNI ICBM 2009c, as in nipy's ``mni_basal_ganglia``) on a healthy 123I-FP-CIT
+#: template, measured by ``benchmarks/template_ratios.py``. The putamen is shrunk to
+#: 0.9 of the mask's equivalent ellipsoid against partial volume; the caudate head is
+#: the part of the caudate above the anterior commissure's level and in front of it.
+RATIO_REGIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "caudate": ((-0.049, -0.078, 0.173), (0.276, 0.311, 0.142)),
+    "caudate_head": ((-0.121, 0.009, 0.157), (0.146, 0.211, 0.145)),
+    "putamen": ((0.021, 0.026, 0.331), (0.210, 0.176, 0.114)),
+}
+
+
+def _canonical_ratio_regions() -> dict[str, tuple[tuple[float, ...], ...]]:
+    """The library's phantom anatomy (:data:`~spectclf.regions.CANONICAL_STRUCTURES`)
+    in the units of :data:`RATIO_REGIONS`; its caudate head is the caudate's front
+    half."""
+    semi = np.asarray(CANONICAL_STRUCTURES["brain"][1])
+    out = {}
+    for name in ("caudate", "putamen"):
+        c, a = CANONICAL_STRUCTURES[name]
+        out[name] = (
+            tuple(
+                float(v) for v in ((np.asarray(c) - STRIATUM_CENTRE) / semi).round(3)
+            ),
+            tuple(float(v) for v in (np.asarray(a) / semi).round(3)),
+        )
+    (cz, cy, cx), (az, ay, ax) = out["caudate"]
+    out["caudate_head"] = ((cz - az / 2, cy, cx), (az / 2, ay, ax))
+    return out
+
+
+#: Striatal geometries :func:`binding_ratio_regions` places: ``"anatomical"``
+#: (:data:`RATIO_REGIONS`, a real brain's) and ``"canonical"`` (the library's
+#: phantoms', whose caudate lies further in front of the putamen).
+GEOMETRIES = {"anatomical": RATIO_REGIONS, "canonical": _canonical_ratio_regions()}
+#: The occipital reference: ``(low, high)`` offsets from the striatal centre per axis
+#: (z: anterior -> posterior, y: superior -> inferior, x), in units of the brain's
+#: half-extent: occipital cortex behind and above the striatum, where DaTQUANT-style
+#: tools and the EANM guideline measure non-specific uptake.
+OCCIPITAL_BOX = ((0.82, 1.25), (-0.46, 0.05), (-0.53, 0.53))
 
 
 def locate_striatum(
@@ -90,6 +138,7 @@ def locate_striatum(
             brain_level=0.0,
             contrast=0.0,
             found=False,
+            cut=(),
         )
     # non-specific level: the median of everything clearly above the background,
     # refined once to leave out the (low-uptake) scalp
@@ -121,7 +170,19 @@ def locate_striatum(
         brain_level=brain_level,
         contrast=contrast,
         found=found,
+        cut=_cut_faces(brain),
     )
+
+
+def _cut_faces(brain: np.ndarray) -> tuple[str, ...]:
+    """The faces of the field of view the brain runs into (> 2 % of the face)."""
+    faces = {
+        "anterior": brain[0],
+        "posterior": brain[-1],
+        "superior": brain[:, 0],
+        "inferior": brain[:, -1],
+    }
+    return tuple(name for name, face in faces.items() if face.mean() > 0.02)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -202,3 +263,103 @@ def block_region_masks(
     )
     masks["reference"] = ~np.logical_or.reduce(dilated)
     return masks
+
+
+def binding_ratio_regions(
+    volume: np.ndarray,
+    location: Bunch | None = None,
+    *,
+    reference: str = "auto",
+    scale: float = 1.0,
+    geometry: str = "anatomical",
+) -> Bunch:
+    """The regions that binding ratios are measured in, placed in one volume.
+
+    The striatal regions (:data:`RATIO_REGIONS`: caudate, caudate head, putamen and
+    its anterior / posterior halves, each side) are ellipsoids placed relative to the
+    striatum found by :func:`locate_striatum`, scaled by the brain's extent. The
+    reference is occipital cortex (:data:`OCCIPITAL_BOX`, brain voxels above 0.85 x
+    the non-specific level) whenever the field of view holds it; when it does not (the
+    brain is cut at the posterior or superior face: a slab), the non-specific brain of
+    the striatum block around the dilated striatum (:func:`block_region_masks`'s
+    reference), which reads higher than cortex by spill-over from the striatum.
+
+    Parameters
+    ----------
+    volume : ndarray of shape (D, H, W)
+    location : Bunch, default=None
+        From :func:`locate_striatum` (computed when None).
+    reference : {"auto", "occipital", "block"}, default="auto"
+        ``"occipital"`` raises when the field of view does not hold it.
+    scale : float, default=1.0
+        Grows (> 1) or shrinks each striatal region about its centre.
+    geometry : {"anatomical", "canonical"}, default="anatomical"
+        Striatal geometry (:data:`GEOMETRIES`).
+
+    Returns
+    -------
+    regions : Bunch
+        ``masks`` ({name: boolean (D, H, W) mask}, with ``reference``) and
+        ``reference`` (``"occipital"`` or ``"block"``: which one was used).
+    """
+    if reference not in ("auto", "occipital", "block"):
+        raise ValueError(
+            f"reference must be 'auto', 'occipital' or 'block', got {reference!r}"
+        )
+    volume = np.asarray(volume, dtype=np.float32)
+    loc = location or locate_striatum(volume)
+    half = loc.extent / 2.0
+    u = np.indices(volume.shape, dtype=np.float32).transpose(1, 2, 3, 0) - loc.centre
+    u /= half.astype(np.float32)
+    masks, dilated = {}, []
+    for side, sign in (("right", -1.0), ("left", 1.0)):
+        for name, (c, a) in GEOMETRIES[geometry].items():
+            centre = (c[0], c[1], sign * c[2])
+            masks[f"{side}_{name}"] = _at_least_one(
+                ellipsoid_mask(u, centre, scale * np.asarray(a)), u, centre
+            )
+            dilated.append(ellipsoid_mask(u, centre, 2.0 * np.asarray(a)))
+        put = masks[f"{side}_putamen"]
+        split = GEOMETRIES[geometry]["putamen"][0][0]
+        for half_name, part in (
+            ("anterior", put & (u[..., 0] < split)),
+            ("posterior", put & (u[..., 0] >= split)),
+        ):
+            masks[f"{side}_putamen_{half_name}"] = part if part.any() else put
+    masks["striatum"] = np.logical_or.reduce(
+        [masks[f"{sd}_{n}"] for sd in ("left", "right") for n in ("caudate", "putamen")]
+    )
+    occipital = np.logical_and.reduce(
+        [
+            (u[..., k] >= lo) & (u[..., k] <= hi)
+            for k, (lo, hi) in enumerate(OCCIPITAL_BOX)
+        ]
+    ) & (volume > 0.85 * loc.brain_level)
+    holds_occipital = (
+        not {"posterior", "superior"} & set(loc.cut) and occipital.sum() >= 20
+    )
+    if reference == "occipital" and not holds_occipital:
+        raise ValueError(
+            "The field of view does not hold the occipital cortex (the brain is cut "
+            f"at the {' and '.join(loc.cut) or 'edge'}); use reference='block' or "
+            "'auto'."
+        )
+    if reference != "block" and holds_occipital:
+        masks["reference"], used = occipital, "occipital"
+    else:
+        in_block = np.all(np.abs(u) <= BLOCK_SIZE, axis=-1)
+        outside = ~np.logical_or.reduce(dilated)
+        masks["reference"] = (
+            in_block & outside if (in_block & outside).any() else outside
+        )
+        used = "block"
+    return Bunch(masks=masks, reference=used)
+
+
+def _at_least_one(mask: np.ndarray, u: np.ndarray, centre) -> np.ndarray:
+    """``mask``, or the voxel nearest ``centre`` when a small volume leaves it empty."""
+    if not mask.any():
+        d = np.sum((u - np.asarray(centre, dtype=u.dtype)) ** 2, axis=-1)
+        mask = np.zeros(mask.shape, dtype=bool)
+        mask[np.unravel_index(np.argmin(d), d.shape)] = True
+    return mask

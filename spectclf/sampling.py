@@ -369,8 +369,10 @@ class PatientPipeline(Pipeline):
         return self.fit(X, y, groups=groups, **params).predict(X)
 
     @available_if(
-        lambda self: self._final_estimator in (None, "passthrough")
-        or hasattr(self._final_estimator, "transform")
+        lambda self: (
+            self._final_estimator in (None, "passthrough")
+            or hasattr(self._final_estimator, "transform")
+        )
     )
     def fit_transform(self, X, y=None, groups=None, **params):
         """``fit`` (``groups`` included), then ``transform`` of the same rows."""

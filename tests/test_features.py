@@ -7,6 +7,7 @@ import pytest
 from sklearn.model_selection import cross_val_score
 
 from spectclf import SBRFeatures, make_sbr_baseline, make_spect_phantoms
+from spectclf.anatomy import binding_ratio_regions
 from spectclf.model_selection import PatientStratifiedGroupKFold
 
 
@@ -20,7 +21,7 @@ def cohort():
 def test_measured_sbr_tracks_true_sbr(cohort):
     F = SBRFeatures().fit_transform(cohort.X)
     names = SBRFeatures().fit(cohort.X).get_feature_names_out().tolist()
-    assert F.shape == (44, len(names)) and len(names) == 13
+    assert F.shape == (44, len(names)) and len(names) == 15
     for region in ("left_putamen_posterior", "right_caudate"):
         measured = F[:, names.index(f"sbr_{region}")]
         r = np.corrcoef(measured, cohort.sbr[region])[0, 1]
@@ -71,3 +72,48 @@ def test_baseline_beats_chance(cohort):
         scoring="balanced_accuracy",
     )
     assert scores.mean() > 0.45  # chance is 0.25
+
+
+def test_reference_is_occipital_unless_the_field_of_view_is_cut(cohort):
+    whole = cohort.X[:6]
+    features = SBRFeatures().fit(whole)
+    assert features.references(whole).tolist() == ["occipital"] * 6
+    placed = binding_ratio_regions(whole[0, 0])
+    ref_z = np.argwhere(placed.masks["reference"])[:, 0].mean()
+    striatum_z = np.argwhere(placed.masks["striatum"])[:, 0].mean()
+    assert ref_z > striatum_z + 0.25 * whole.shape[2]  # well behind the striatum
+    # the back of the head cut off: the brain runs into the posterior face
+    slab = whole[:, :, :19]
+    assert SBRFeatures().fit(slab).references(slab).tolist() == ["block"] * 6
+    with pytest.raises(ValueError, match="posterior"):
+        SBRFeatures(reference="occipital").fit(slab).transform(slab)
+    with pytest.warns(UserWarning, match="2 of 6 volumes do not hold the occipital"):
+        mixed = np.concatenate(
+            [whole[:4], np.pad(slab[4:], [(0, 0)] * 2 + [(0, 11), (0, 0), (0, 0)])]
+        )
+        SBRFeatures().fit(whole).transform(mixed)
+    with pytest.raises(ValueError, match="reference must be"):
+        SBRFeatures(reference="cortex").fit(whole)
+
+
+def test_geometry_auto_follows_the_anatomy_of_the_volumes(cohort):
+    phantoms = cohort.X[cohort.y == 1][:6]
+    assert SBRFeatures().fit(phantoms).geometry_ == "canonical"
+    # the same brains with a striatum of real proportions painted in
+    real = []
+    for v in phantoms[:, 0]:
+        level = np.median(v[v > 0.1 * v.max()])
+        brain = np.where(v > 0.5 * level, level, 0.0)
+        hot = binding_ratio_regions(v, geometry="anatomical").masks["striatum"]
+        real.append(np.where(hot, 3.0 * brain.max(), brain))
+    real = np.asarray(real, dtype=np.float32)[:, None]
+    fitted = SBRFeatures().fit(real)
+    assert fitted.geometry_ == "anatomical"
+    putamen = fitted.transform(real)[:, 2]
+    # 3x the brain is a ratio of 2; relocated on the painted striatum, the regions
+    # keep most of it (1.5-1.7 measured; the canonical regions read ~1.0)
+    assert np.all((putamen > 1.4) & (putamen <= 2.0)), putamen
+    canonical = SBRFeatures(geometry="canonical").fit_transform(real)[:, 2]
+    assert np.all(canonical < putamen - 0.2), canonical
+    with pytest.raises(ValueError, match="geometry must be"):
+        SBRFeatures(geometry="mni").fit(phantoms)
