@@ -462,6 +462,7 @@ def out_of_fold(
     on_fold: Callable[[Bunch], None] | None = None,
     return_estimators: bool = False,
     verbose: int = 0,
+    fold_params: Callable[[int, int, np.ndarray], dict] | None = None,
 ) -> list[Bunch]:
     """The one patient-grouped out-of-fold loop of spectclf.
 
@@ -492,6 +493,9 @@ def out_of_fold(
         Keep each fold's fitted estimator.
     verbose : int, default=0
         One line per fold.
+    fold_params : callable, default=None
+        ``(repeat, fold, train rows) -> dict``: more ``set_params`` for one fold
+        (e.g. :func:`~spectclf.tune`'s pruning callback in the first fold only).
 
     Returns
     -------
@@ -519,6 +523,8 @@ def out_of_fold(
             est = clone(estimator)
             if params:
                 est.set_params(**params)
+            if fold_params is not None:
+                est.set_params(**fold_params(r, k, train))
             est = fit_with_groups(est, X[train], y[train], groups[train])
             fit_time = time.perf_counter() - start
             row_proba = aligned_proba(est, X[test], classes)

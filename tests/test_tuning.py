@@ -15,7 +15,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from spectclf import Spect3DClassifier, tune
-from spectclf.exceptions import PatientLeakageError
+from spectclf.exceptions import PatientLeakageError, TuningError
 
 
 def _data(seed=0):
@@ -227,3 +227,80 @@ def test_default_space_keeps_the_users_sampler_and_fits_every_network():
     params = default_search_space(optuna.trial.FixedTrial(fixed), free)
     assert params["clf__module__width"] == 8
     assert type(params["balance"]).__name__ == "VolumeRandomOverSampler"
+
+
+def test_first_fold_reports_every_epoch_on_held_out_training_patients(small_phantoms):
+    d = small_phantoms
+    clf = Spect3DClassifier(max_epochs=3, batch_size=4, random_state=0, verbose=0)
+    seen = {}
+    original = Spect3DClassifier.fit
+
+    def spy(self, X, y=None, groups=None):
+        seen.setdefault("fits", []).append(
+            (set(np.asarray(groups).tolist()), self.valid_size, self.callbacks)
+        )
+        fitted = original(self, X, y, groups=groups)
+        seen.setdefault("valid", []).append(fitted.valid_groups_)
+        return fitted
+
+    Spect3DClassifier.fit = spy
+    try:
+        res = tune(
+            clf,
+            d.X,
+            d.y,
+            d.groups,
+            n_trials=1,
+            cv=3,
+            random_state=0,
+            verbose=0,
+            refit=False,
+            pruner=optuna.pruners.NopPruner(),
+        )
+    finally:
+        Spect3DClassifier.fit = original
+    trial = res.study.trials[0]
+    # steps 0-2: the first fold's epochs; 3, 4, 5: after each fold
+    assert sorted(trial.intermediate_values) == [0, 1, 2, 3, 4, 5]
+    (train0, valid_size, callbacks), *later = seen["fits"]
+    assert valid_size == 0.2 and [n for n, _ in callbacks] == ["pruning"]
+    assert all(v is None and c is None for _, v, c in later)  # later folds: plain fits
+    # the held-out patients are training patients of the first fold, never test ones
+    test0 = set(d.groups.tolist()) - train0
+    assert set(seen["valid"][0].tolist()) <= train0
+    assert not set(seen["valid"][0].tolist()) & test0
+
+
+def test_a_pruned_trial_stops_inside_the_first_fold(small_phantoms):
+    d = small_phantoms
+    storage = optuna.storages.InMemoryStorage()
+    fits = []
+    original = Spect3DClassifier.fit
+
+    def spy(self, X, y=None, groups=None):
+        fits.append(len(X))
+        return original(self, X, y, groups=groups)
+
+    Spect3DClassifier.fit = spy
+    try:
+        with pytest.raises(TuningError, match="No trial"):
+            tune(
+                Spect3DClassifier(max_epochs=6, batch_size=4, random_state=0),
+                d.X,
+                d.y,
+                d.groups,
+                n_trials=1,
+                cv=3,
+                random_state=0,
+                verbose=0,
+                storage=storage,
+                study_name="s",
+                # every score is below 2: pruned as soon as warm-up (2 epochs) ends
+                pruner=optuna.pruners.ThresholdPruner(lower=2.0, n_warmup_steps=2),
+            )
+    finally:
+        Spect3DClassifier.fit = original
+    trial = optuna.load_study(study_name="s", storage=storage).trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert sorted(trial.intermediate_values) == [0, 1, 2]  # epochs 1-3 of fold 1
+    assert len(fits) == 1  # no second fold was fitted
