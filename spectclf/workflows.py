@@ -503,7 +503,9 @@ def _saved_load_options(load_options: dict | None, data) -> dict:
     resolved on the training data. Read back by :func:`_load_for_prediction`."""
     options = dict(load_options or {})
     if data.get("colormap"):
-        options["colormap"] = data.colormap
+        mixed = len(set(data.get("colormaps", [data.colormap]))) > 1
+        # a cohort pooled from sites keeps detecting each new patient's map
+        options["colormap"] = "auto" if mixed else data.colormap
     return options
 
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from spectclf import load_slice_folders, write_slice_folders
+from spectclf import load_slice_folders, make_spect_phantoms, write_slice_folders
 from spectclf.io.colour import detect_colormap, invert_colormap
 
 
@@ -132,3 +132,29 @@ def test_inverted_gray_on_white_reads_the_right_way_round(phantoms_30, tmp_path)
     inverted = load_slice_folders(tmp_path / "inv")
     assert inverted.colormap in ("gray_r", "binary", "Greys", "gist_yarg")
     np.testing.assert_allclose(inverted.X, plain.X, atol=2 / 255)
+
+
+def test_a_cohort_pooled_from_two_sites_reads_each_patient_through_its_map(tmp_path):
+    d = make_spect_phantoms((3, 2, 3, 2), shape=(12, 32, 32), random_state=5)
+    site = np.arange(10) % 2  # every other patient exported with "hot"
+    for s, cmap in ((0, "jet"), (1, "hot")):
+        keep = site == s
+        write_slice_folders(
+            d.X[keep], d.y[keep], d.groups[keep], tmp_path, colormap=cmap
+        )
+    with pytest.warns(UserWarning, match=r"5 of 10 patients do not fit"):
+        data = load_slice_folders(tmp_path)
+    maps = dict(zip(data.groups, data.colormaps, strict=True))
+    truth = dict(zip(d.groups, d.X, strict=True))
+    for pid, vol in zip(data.groups, data.X, strict=True):
+        expected = "hot" if site[list(d.groups).index(pid)] else "jet"
+        assert maps[pid] == expected, (pid, maps[pid])
+        r = np.corrcoef(vol.ravel(), truth[pid].ravel())[0, 1]
+        assert r >= 0.98, (pid, r)
+    assert not data.overlay_pixels.any()  # no colour read as a burnt-in label
+    # an explicit colormap is the user's word: kept for every patient
+    with pytest.warns(UserWarning, match="far from the 'jet' colormap"):
+        forced = load_slice_folders(tmp_path, colormap="jet")
+    assert set(forced.colormaps) == {"jet"}
+    # ... and its garbled patients are not "cleaned" of labels they do not have
+    assert not forced.overlay_pixels.any()

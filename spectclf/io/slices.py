@@ -156,6 +156,44 @@ def _resolve_colormap(raw: list[np.ndarray], colormap: str):
     return (*detect_colormap(sample), canvas)
 
 
+def _patient_colormaps(raw, patients, cohort_map: str, canvas):
+    """Each patient's colormap: the cohort's, or — for a patient whose colours lie
+    off its table (a second site's export) — the map that explains that patient's
+    own colours, when one does (residual under ``OFF_TABLE_THRESHOLD``); and the
+    cohort's map (the commonest patients' map when the cohort's fits none)."""
+    rng = np.random.default_rng(0)
+    maps = []
+    for vol in raw:
+        if vol.ndim != 4:
+            maps.append(cohort_map)
+            continue
+        sample = vol.reshape(-1, 3)[rng.integers(0, vol[..., 0].size, size=8192)]
+        if canvas is not None:
+            rest = np.linalg.norm(sample - canvas, axis=1) > CANVAS_TOLERANCE
+            sample = sample[rest] if rest.any() else sample
+        own = cohort_map
+        if detect_colormap(sample, [cohort_map])[1] > OFF_TABLE_THRESHOLD:
+            best, residual = detect_colormap(sample)
+            if residual <= OFF_TABLE_THRESHOLD:
+                own = best
+        maps.append(own)
+    if cohort_map not in maps:  # a map between two sites' (50/50): the commoner one
+        cohort_map = Counter(maps).most_common(1)[0][0]
+    moved = [(p, m) for p, m in zip(patients, maps, strict=True) if m != cohort_map]
+    if moved:
+        warnings.warn(
+            f"{len(moved)} of {len(maps)} patients do not fit the cohort's colormap "
+            f"{cohort_map!r} but fit another, and were read through it (pooled "
+            "sites?): "
+            + ", ".join(f"{p} ({m})" for p, m in moved[:10])
+            + (" ..." if len(moved) > 10 else "")
+            + "; data.colormaps holds each patient's map.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return maps, cohort_map
+
+
 def _to_volumes(
     raw, patients, color, colormap, slice_order, flip_lr, overlays, canvas=None
 ):
@@ -169,11 +207,12 @@ def _to_volumes(
     """
     volumes, residuals = [], np.full(len(raw), np.nan)
     replaced = np.zeros(len(raw), dtype=int)
+    maps = colormap if isinstance(colormap, list) else [colormap] * len(raw)
     for i, pid in enumerate(patients):
         vol, raw[i] = raw[i], None
         dist = None
         if color == "colormap" and vol.ndim == 4:
-            values, dist = invert_colormap(vol, colormap, return_distance=True)
+            values, dist = invert_colormap(vol, maps[i], return_distance=True)
             # pixels left out of the colour error: the canvas, the overlays
             covered = np.zeros(values.shape, dtype=bool)
             if canvas is not None:
@@ -184,7 +223,7 @@ def _to_volumes(
             try:
                 out = np.stack(
                     [
-                        to_intensity(s, color, colormap, source=f"slice {k + 1}")
+                        to_intensity(s, color, maps[i], source=f"slice {k + 1}")
                         for k, s in enumerate(vol)
                     ],
                     axis=1,
@@ -193,10 +232,16 @@ def _to_volumes(
                 raise SpectDataError(f"patient {pid!r}: {exc}") from None
         if overlays == "remove" and out.shape[0] == 1:
             mask = find_static_overlays(vol, out[0])
-            out = fill_overlays(out, mask)
-            replaced[i] = int(mask.sum())
-            if dist is not None:
-                covered |= mask
+            # the rest still off the table: the colours are garbled (a wrong map),
+            # and what stays alike across slices is no burnt-in label
+            garbled = dist is not None and (
+                float(dist[~(covered | mask)].mean()) > OFF_TABLE_THRESHOLD
+            )
+            if not garbled:
+                out = fill_overlays(out, mask)
+                replaced[i] = int(mask.sum())
+                if dist is not None:
+                    covered |= mask
         if dist is not None:
             scan = dist[~covered]
             residuals[i] = float(scan.mean()) if scan.size else 0.0
@@ -309,7 +354,10 @@ def load_slice_folders(
     data : Bunch
         ``X`` float32 ``(n_patients, C, D, H, W)``; ``y`` int stage labels; ``groups``
         patient ids (folder names); ``paths`` patient folders; ``slice_paths`` the files
-        of each patient, in stacking order; ``colormap`` the colormap used (or None);
+        of each patient, in stacking order; ``colormap`` the colormap used (or None),
+        ``colormaps`` each patient's (with ``colormap="auto"``, a patient whose
+        colours lie off the cohort's map but fit another is read through that one,
+        with a warning: cohorts pooled from sites that export differently);
         ``colour_residual`` (of the colormap detection); ``patient_colour_residual``
         each patient's mean RGB distance to the colormap (NaN when not read through
         one; above 10 the intensities are suspect and a warning names the patient);
@@ -362,8 +410,11 @@ def load_slice_folders(
     )
     if verbose and colormap == "auto" and color == "colormap":
         print(f"[spectclf] colours read as colormap {used!r}", flush=True)
+    maps = [used] * len(raw)
+    if colormap == "auto" and color == "colormap":
+        maps, used = _patient_colormaps(raw, patients, used, canvas)
     volumes, residuals, replaced = _to_volumes(
-        raw, patients, color, used, slice_order, flip_lr, overlays, canvas
+        raw, patients, color, maps, slice_order, flip_lr, overlays, canvas
     )
     _warn_off_table(residuals, patients, used)
     _warn_overlays(replaced, patients)
@@ -377,6 +428,7 @@ def load_slice_folders(
         + (f", colormap={used!r})" if used else ")"),
         slice_paths=slice_paths,
         colormap=used,
+        colormaps=np.asarray(maps, dtype=object),
         colour_residual=residual,
         patient_colour_residual=residuals,
         overlay_pixels=replaced,
