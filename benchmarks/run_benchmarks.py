@@ -8,7 +8,10 @@ path end to end (``fit_path.py``): the seed's training loop, the network alone a
 ``Spect3DClassifier().fit`` on the same data, and the default pipeline's inference
 time per patient. Part 3 runs a patient-grouped 5-fold CV of the default pipeline and
 the SBR baseline on the demo cohort (``--full``: bf16, the seed CNN, the imbalance
-variants and the first version too) and records the peak memory. Ratios against a
+variants and the first version too) and records the peak memory. Part 4 runs a
+12-trial tuning study of the default search space twice, as 0.2 ran it and with
+0.3's epoch pruning and per-volume cache (``tuning_speed.py``). The ceilings are a
+square matmul and a 3x3x3 conv3d, measured in the same run. Ratios against a
 reference measured in the same run are what to compare across machines.
 
 By default the run takes about 6 minutes on 2 CPU cores without AVX-512 (8 with
@@ -43,6 +46,20 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
     for _ in range(reps):
         a @ b
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def conv3d_gflops(reps: int = 5) -> float:
+    """Sustained GFLOP/s of a 3x3x3 convolution, 32 -> 32 channels, batch 8 of
+    16x32x32 (forward): the ceiling the networks' own layers can reach here."""
+    x = torch.randn(8, 32, 16, 32, 32)
+    conv = torch.nn.Conv3d(32, 32, 3, padding=1, bias=False)
+    flops = 2 * x.shape[0] * 32 * 32 * 27 * 16 * 32 * 32
+    with torch.no_grad():
+        conv(x)
+        t = time.perf_counter()
+        for _ in range(reps):
+            conv(x)
+    return flops * reps / (time.perf_counter() - t) / 1e9
 
 
 def _build(name: str, shape):
@@ -138,7 +155,7 @@ def native_bf16() -> bool:
 def throughput_table(quick: bool, with_monai: bool) -> tuple[list[dict], dict]:
     steps = 3 if quick else 8
     bf16 = native_bf16()
-    ceiling = {"fp32": matmul_gflops(torch.float32)}
+    ceiling = {"fp32": matmul_gflops(torch.float32), "conv3d": conv3d_gflops()}
     if bf16:
         ceiling["bf16"] = matmul_gflops(torch.bfloat16)
     print(
@@ -172,6 +189,7 @@ def throughput_table(quick: bool, with_monai: bool) -> tuple[list[dict], dict]:
             label=label,
             input=f"1x{'x'.join(map(str, shape))}",
             ceiling_fraction=r["train_gflop_s"] / ceiling["bf16" if bf16 else "fp32"],
+            conv_fraction=r["train_gflop_s"] / ceiling["conv3d"],
         )
         rows.append(r)
         print(f"  {label:<44} {r['train_vol_s']:7.1f} vol/s train", flush=True)
@@ -300,13 +318,13 @@ def cv_table(quick: bool, full: bool) -> list[dict]:
 
 def to_markdown(speed, ceiling, fit_path, cv) -> str:
     lines = [
-        "Matmul ceiling: "
+        "Ceilings measured in this run (matmul 2048^2; conv3d 3x3x3 32->32 ch): "
         + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in ceiling.items())
         + f"; batch {BATCH}; {torch.get_num_threads()} threads.",
         "",
         "| network | input | params | GFLOP/vol (fwd) | train vol/s | x seed_cnn "
-        "| infer vol/s | GFLOP/s | % of ceiling | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| infer vol/s | GFLOP/s | % of matmul | % of conv3d | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in speed:
         lines.append(
@@ -314,6 +332,7 @@ def to_markdown(speed, ceiling, fit_path, cv) -> str:
             f"{r['fwd_gflop_per_volume']:.2f} | {r['train_vol_s']:.1f} | "
             f"{r['train_speedup_vs_seed_cnn']:.2f} | {r['infer_vol_s']:.0f} | "
             f"{r['train_gflop_s']:.0f} | {100 * r['ceiling_fraction']:.0f} % | "
+            f"{100 * r.get('conv_fraction', float('nan')):.0f} % | "
             f"{r['peak_rss_mb']:.0f} |"
         )
     if fit_path:
@@ -365,6 +384,7 @@ def main(argv=None) -> int:
         "variants and the first version",
     )
     p.add_argument("--skip-cv", action="store_true")
+    p.add_argument("--skip-tuning", action="store_true")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument(
@@ -397,6 +417,24 @@ def main(argv=None) -> int:
         cv = cv_table(args.quick, args.full)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    tuning = None
+    if not args.skip_tuning:
+        print("== a 12-trial tuning study, 0.2's way and 0.3's ==", flush=True)
+        trials = "6" if args.quick else "12"
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("tuning_speed.py")),
+                "--ways",
+                "before,median",
+                "--trials",
+                trials,
+                "--out",
+                str(out),
+            ],
+            check=True,
+        )
+        tuning = json.loads((out / "tuning_speed.json").read_text())
     (out / "bench.json").write_text(
         json.dumps(
             {
@@ -404,6 +442,7 @@ def main(argv=None) -> int:
                 "speed": speed,
                 "fit_path": fit_path,
                 "cv": cv,
+                "tuning": tuning,
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
             },
@@ -411,6 +450,20 @@ def main(argv=None) -> int:
         )
     )
     md = to_markdown(speed, ceiling, fit_path, cv)
+    if tuning:
+        md += (
+            "\n\n| tuning study ("
+            + (
+                f"{tuning['trials']} trials, {tuning['folds']} folds, {tuning['epochs']} "
+                f"epochs, {tuning['cohort']}) | wall s | x 0.2 | best score | "
+                "complete / pruned |\n|---|---|---|---|---|\n"
+            )
+            + "\n".join(
+                f"| {name} | {r['wall_s']:.0f} | {r['speedup']:.2f} | {r['best_score']:.3f} "
+                f"| {r['trials']['complete']} / {r['trials']['pruned']} |"
+                for name, r in tuning["rows"].items()
+            )
+        )
     (out / "bench.md").write_text(md + "\n")
     print()
     print(md)

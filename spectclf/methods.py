@@ -8,6 +8,7 @@ run cannot know (recruitment, reference standard, ethics) is left for the author
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,16 @@ def methods_text(
         f"The cohort held {n_patients} patients ({_stage_counts(y)}), one volume per "
         f"patient of shape {shape} (channels, slices, height, width)."
     )
-    if colormap:
+    per_patient = getattr(data, "colormaps", None)
+    maps = Counter(str(m) for m in (() if per_patient is None else per_patient))
+    if len(maps) > 1:
+        data_text += (
+            " The exported slice images were converted back to intensities through "
+            "each patient's colour table, detected per patient by the loader ("
+            + ", ".join(f"'{m}': {n} patients" for m, n in maps.most_common())
+            + ")."
+        )
+    elif colormap:
         data_text += (
             f" The exported slice images were converted back to intensities through "
             f"the '{colormap}' colour table chosen by the loader."

@@ -16,6 +16,7 @@ from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils import Bunch, check_random_state
 
+from spectclf.caching import per_volume_cache
 from spectclf.exceptions import PatientLeakageError
 from spectclf.metrics import get_metric, score_predictions
 from spectclf.patient_groups import (
@@ -469,7 +470,9 @@ def out_of_fold(
     Partition (:func:`make_partitions`, leakage-checked) -> for every fold of every
     repeat: clone, set ``params``, fit with the training patients' ids
     (:func:`~spectclf.patient_groups.fit_with_groups`), predict the held-out rows
-    with columns aligned to the stages of ``y``, average per patient, score.
+    with columns aligned to the stages of ``y``, average per patient, score. The
+    per-volume preprocessing is computed once per volume for all folds and repeats
+    (:func:`~spectclf.caching.per_volume_cache`).
     :func:`evaluate`, :func:`~spectclf.compare_models`, :func:`~spectclf.tune`,
     :class:`~spectclf.StageEnsemble` and :class:`~spectclf.HybridSBRClassifier` all
     run on it.
@@ -515,6 +518,35 @@ def out_of_fold(
     partitions = make_partitions(
         X, y, groups, cv=cv, n_repeats=n_repeats, random_state=random_state
     )
+    with per_volume_cache():
+        return _fold_loop(
+            estimator,
+            X,
+            y,
+            groups,
+            partitions,
+            metrics,
+            params,
+            fold_params,
+            on_fold,
+            return_estimators,
+            verbose,
+        )
+
+
+def _fold_loop(
+    estimator,
+    X,
+    y,
+    groups,
+    partitions,
+    metrics,
+    params,
+    fold_params,
+    on_fold,
+    return_estimators,
+    verbose,
+) -> list[Bunch]:
     classes = np.unique(y)
     folds = []
     for r, repeat in enumerate(partitions.repeats):

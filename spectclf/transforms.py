@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from spectclf.anatomy import BLOCK_SIZE, locate_striatum, striatum_block
+from spectclf.caching import cached_per_volume
 from spectclf.io.assemble import check_shape3, resample_volumes
 from spectclf.io.colour import LUMA_WEIGHTS, invert_colormap
 
@@ -63,7 +64,7 @@ class _StatelessVolumeTransformer(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Transform volumes ``(n, C, D, H, W)``."""
         self._validate_params_()
-        return self._transform(as_volumes(X))
+        return cached_per_volume(self, as_volumes(X), self._transform)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -311,6 +312,9 @@ class IntensityNormalizer(TransformerMixin, BaseEstimator):
                 f"X has volumes of shape {X.shape[2:]}, but "
                 f"IntensityNormalizer was fitted on {self.volume_shape_}"
             )
+        return cached_per_volume(self, X, self._normalise)
+
+    def _normalise(self, X: np.ndarray) -> np.ndarray:
         flat = X.reshape(len(X), X.shape[1], -1)
         eps = np.float32(1e-6)
         if self.method == "minmax":

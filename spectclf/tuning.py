@@ -30,10 +30,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
 
+from spectclf.caching import per_volume_cache
 from spectclf.classifier import Spect3DClassifier
 from spectclf.exceptions import TuningError
-from spectclf.losses import corn_probabilities
-from spectclf.metrics import get_metric, score_predictions
+from spectclf.losses import CornLoss, corn_probabilities
+from spectclf.metrics import get_metric
 from spectclf.model_selection import make_partitions, out_of_fold, quiet_params
 from spectclf.patient_groups import fit_with_groups, require_groups, warn_ungrouped
 
@@ -122,33 +123,50 @@ def default_search_space(trial: optuna.Trial, estimator) -> dict:
 class _EpochPruning(Callback):
     """skorch callback of a tuning trial's first fold: after every epoch, score the
     held-out validation patients, report it to the trial (step = epoch - 1) and stop
-    the trial when the pruner says so."""
+    the trial when the pruner says so.
 
-    def __init__(self, trial, metric: str, classes, criterion):
-        self.trial, self.metric = trial, metric
-        self.classes, self.criterion = np.asarray(classes), criterion
+    The value is the class-balanced mean probability of the true stage (a smooth
+    balanced accuracy: on the few patients of a validation split, balanced
+    accuracy itself takes a handful of values and trials tie), turned to the
+    study's direction (``1 - value`` when it minimises).
+    """
+
+    def __init__(self, trial, maximise: bool):
+        self.trial, self.maximise = trial, maximise
 
     def __deepcopy__(self, memo):  # the classifier copies callbacks: share the trial
-        return type(self)(self.trial, self.metric, self.classes, self.criterion)
+        return type(self)(self.trial, self.maximise)
 
     def on_epoch_end(self, net, dataset_valid=None, **kwargs):
-        if dataset_valid is None:
+        if dataset_valid is None or len(dataset_valid) == 0:
             return
         with torch.no_grad():
             logits = net.forward(dataset_valid, training=False, device="cpu").float()
         proba = (
             corn_probabilities(logits)
-            if self.criterion == "corn"
+            if isinstance(net.criterion_, CornLoss)
             else torch.softmax(logits, dim=1)
         ).numpy()
         y = np.asarray([int(dataset_valid[i][1]) for i in range(len(dataset_valid))])
-        value = score_predictions(self.classes[y], proba, self.classes, [self.metric])[
-            self.metric
-        ]
-        if np.isfinite(value):
-            self.trial.report(float(value), step=len(net.history) - 1)
+        value = soft_balanced_accuracy(y, proba)
+        self.trial.report(value if self.maximise else 1.0 - value, len(net.history) - 1)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {len(net.history)}")
+
+
+def soft_balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean over the stages present in ``y`` (encoded ``0 .. K-1``) of the mean
+    probability given to the true stage.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> soft_balanced_accuracy(np.array([0, 0, 1]), np.array([[1, 0], [0.5, 0.5], [0.2, 0.8]]))
+    0.775
+    """
+    y = np.asarray(y)
+    true = np.asarray(proba)[np.arange(len(y)), y]
+    return float(np.mean([true[y == c].mean() for c in np.unique(y)]))
 
 
 def default_pruner() -> optuna.pruners.BasePruner:
@@ -369,8 +387,9 @@ def tune(
     epoch_pruning : bool, default=True
         In the first fold of each trial, hold out 20 % of the training patients
         (the classifier's ``valid_size`` when set; whole patients, never the test
-        fold) and report their ``scoring`` after every epoch, so that the pruner can
-        stop the trial mid-fold. Needs a :class:`Spect3DClassifier` in
+        fold) and report their class-balanced mean probability of the true stage
+        (a smooth balanced accuracy) after every epoch, so that the pruner can stop
+        the trial mid-fold. Needs a :class:`Spect3DClassifier` in
         ``estimator``; otherwise only the per-fold reports are made.
 
     Returns
@@ -429,9 +448,7 @@ def tune(
             if not within or (r, k) != (0, 0):
                 return {}
             p = _classifier_prefix(estimator)
-            watch = _EpochPruning(
-                trial, metric.name, np.unique(y[train]), clf.criterion
-            )
+            watch = _EpochPruning(trial, metric.greater_is_better)
             extra = {f"{p}callbacks": [*(clf.callbacks or []), ("pruning", watch)]}
             if clf.valid_size is None:
                 extra[f"{p}valid_size"] = 0.2
@@ -476,13 +493,15 @@ def tune(
     start = time.perf_counter()
     if _finished(study) < n_trials:
         try:
-            study.optimize(
-                objective,
-                timeout=timeout,
-                catch=(_Surplus,),
-                gc_after_trial=True,
-                callbacks=[_StopAt(n_trials)],
-            )
+            # each volume's preprocessing once for every fold of every trial
+            with per_volume_cache():
+                study.optimize(
+                    objective,
+                    timeout=timeout,
+                    catch=(_Surplus,),
+                    gc_after_trial=True,
+                    callbacks=[_StopAt(n_trials)],
+                )
         except KeyboardInterrupt:
             _fail_running_own_trials(study)
             raise

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -250,6 +251,9 @@ def evaluate_and_report(
     }
     if getattr(data, "colormap", None):
         facts["colormap"] = data.colormap
+        maps = Counter(str(m) for m in list(data.get("colormaps", ())))
+        if len(maps) > 1:  # pooled sites: each patient's map
+            facts["colormap"] = ", ".join(f"{m} ({n})" for m, n in maps.most_common())
     facts.update(info or {})
     base, comparison = None, None
     if baseline and name != "sbr":
