@@ -67,6 +67,9 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
         one whose striatal regions read the higher uptake on the volumes ``fit``
         sees — chosen once per fit, without labels, so every volume is measured
         alike.
+    block_shape : deprecated
+        Had no effect since 0.3 (the located regions are measured in the full
+        volume); kept so that model files written by 0.2 load. Removed in 0.4.
 
     Attributes
     ----------
@@ -95,12 +98,14 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
         regions: str = "located",
         reference: str = "auto",
         geometry: str = "auto",
+        block_shape="deprecated",
     ):
         self.region_scale = region_scale
         self.masks = masks
         self.regions = regions
         self.reference = reference
         self.geometry = geometry
+        self.block_shape = block_shape
 
     def fit(self, X, y=None):
         """Fix the regions for the volumes' shape."""
@@ -112,6 +117,13 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
         if self.regions not in ("located", "fixed"):
             raise ValueError(
                 f"regions must be 'located' or 'fixed', got {self.regions!r}"
+            )
+        if not (isinstance(self.block_shape, str) and self.block_shape == "deprecated"):
+            warnings.warn(
+                "SBRFeatures(block_shape=...) has no effect since 0.3 (the located "
+                "regions are measured in the full volume) and will be removed in 0.4.",
+                FutureWarning,
+                stacklevel=2,
             )
         if self.reference not in ("auto", "occipital", "block"):
             raise ValueError(

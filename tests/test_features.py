@@ -94,6 +94,9 @@ def test_reference_is_occipital_unless_the_field_of_view_is_cut(cohort):
         SBRFeatures().fit(whole).transform(mixed)
     with pytest.raises(ValueError, match="reference must be"):
         SBRFeatures(reference="cortex").fit(whole)
+    # a 0.2 model file's parameter still loads, with a warning
+    with pytest.warns(FutureWarning, match="block_shape"):
+        SBRFeatures(block_shape=(24, 48, 48)).fit(whole)
 
 
 def test_geometry_auto_follows_the_anatomy_of_the_volumes(cohort):
