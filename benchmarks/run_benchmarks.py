@@ -14,7 +14,7 @@ variants and the first version too) and records the peak memory. Part 4 runs a
 square matmul and a 3x3x3 conv3d, measured in the same run. Ratios against a
 reference measured in the same run are what to compare across machines.
 
-By default the run takes about 6 minutes on 2 CPU cores without AVX-512 (8 with
+By default the run takes about 9 minutes on 2 CPU cores without AVX-512 (11 with
 ``nox -s bench`` creating its environment).
 
 Usage: ``python benchmarks/run_benchmarks.py [--quick] [--full] [--out DIR]``
@@ -455,11 +455,12 @@ def main(argv=None) -> int:
             "\n\n| tuning study ("
             + (
                 f"{tuning['trials']} trials, {tuning['folds']} folds, {tuning['epochs']} "
-                f"epochs, {tuning['cohort']}) | wall s | x 0.2 | best score | "
-                "complete / pruned |\n|---|---|---|---|---|\n"
+                f"epochs, {tuning['cohort']}) | wall s | x 0.2 | study best | "
+                "best params, plain CV | complete / pruned |\n|---|---|---|---|---|---|\n"
             )
             + "\n".join(
                 f"| {name} | {r['wall_s']:.0f} | {r['speedup']:.2f} | {r['best_score']:.3f} "
+                f"| {r['best_params_plain_cv']:.3f} "
                 f"| {r['trials']['complete']} / {r['trials']['pruned']} |"
                 for name, r in tuning["rows"].items()
             )
