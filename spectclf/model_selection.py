@@ -560,6 +560,7 @@ def _fold_loop(
             est = fit_with_groups(est, X[train], y[train], groups[train])
             fit_time = time.perf_counter() - start
             row_proba = aligned_proba(est, X[test], classes)
+            wall_time = time.perf_counter() - start
             scores, pats, py, pproba = _patient_scores(
                 row_proba, groups[test], y[test], classes, metrics
             )
@@ -574,6 +575,7 @@ def _fold_loop(
                 proba=pproba,
                 scores=scores,
                 fit_time=fit_time,
+                wall_time=wall_time,
                 history=_history_of(est),
                 estimator=est if return_estimators else None,
                 partitions=partitions,
@@ -681,8 +683,9 @@ def evaluate(
         ``patients``, ``y_true``, ``y_pred``, ``proba``, ``fold`` (out-of-fold, per
         patient, of the first repeat), ``oof`` (the same for every repeat, with a
         ``repeat`` column), ``partitions``, ``classes``, ``confusion_matrix`` (first
-        repeat), ``histories`` (per-fold training curves, if any), ``fit_time``,
-        and ``estimators`` if asked. Nothing is returned for an interrupted run: a
+        repeat), ``histories`` (per-fold training curves, if any), ``fit_time``
+        (per fold), ``repeat_time`` (seconds each repeat spent fitting and
+        predicting) and ``estimators`` if asked. Nothing is returned for an interrupted run: a
         ``KeyboardInterrupt`` propagates.
 
     Notes
@@ -764,6 +767,10 @@ def summarise_folds(folds: list[Bunch], classes) -> Bunch:
         ),
         histories=[f.history for f in folds if f.history is not None],
         fit_time=[f.fit_time for f in folds],
+        repeat_time=[
+            sum(f.wall_time for f in folds if f.repeat == r)
+            for r in range(partitions.n_repeats)
+        ],
     )
     if folds[0].estimator is not None:
         result.estimators = [f.estimator for f in folds]

@@ -37,6 +37,16 @@ def test_evaluate_writes_report(cohort_dir, tmp_path, capsys):
     assert len(metrics["per_fold"]["balanced_accuracy"]) == 4  # 2 repeats x 2 folds
     assert len(metrics["per_repeat"]["balanced_accuracy"]) == 2
     assert "baseline" in metrics
+    timing = metrics["timing"]  # each repeat's time, and the sum against R x one CV
+    per_repeat = [float(t) for t in timing["time per repeat (s)"].split(", ")]
+    assert len(per_repeat) == 2 and min(per_repeat) > 0
+    fits = timing["fit_time_s"]  # 4 folds, repeat by repeat
+    for r, seconds in enumerate(per_repeat):
+        assert seconds >= sum(fits[2 * r : 2 * r + 2]) - 0.01
+    assert sum(per_repeat) <= timing["cross-validation time (s)"] + 0.1
+    ratio = timing["2 repeats vs 2 x the first"].split("(")[1].split(" x")[0]
+    assert float(ratio) == pytest.approx(sum(per_repeat) / per_repeat[0], abs=0.02)
+    assert "time per repeat (s)" in (out / "index.html").read_text()
     comparison = metrics["comparison"]
     assert comparison["models"] == ["CNN", "SBR baseline"]
     for name in ("balanced_accuracy", "qwk", "recall_stage_4", "log_loss"):
