@@ -46,6 +46,7 @@ def lint(session: nox.Session) -> None:
         "tests",
         "examples",
         "benchmarks",
+        "tools",
         "noxfile.py",
         *session.posargs,
     )
@@ -74,7 +75,8 @@ def bench(session: nox.Session) -> None:
     _install(session, "bench")
     session.run(
         "python",
-        "benchmarks/run_benchmarks.py",
+        "-m",
+        "benchmarks.run_benchmarks",
         *session.posargs,
         env={"MPLBACKEND": "Agg"},
     )
@@ -86,12 +88,13 @@ def robustness(session: nox.Session) -> None:
     differently generated cohorts (whole head, slab, shifted/zoomed, jet JPEG);
     ``nox -s robustness -- --seed 1`` draws the four again with another seed;
     ``-- --cohorts indep_A,indep_B,indep_C`` runs the cohorts of
-    ``benchmarks/independent_cohorts.py``, a generator written without the library's
+    ``benchmarks.independent_cohorts``, a generator written without the library's
     phantom code."""
     _install(session, "bench")
     session.run(
         "python",
-        "benchmarks/robustness.py",
+        "-m",
+        "benchmarks.robustness",
         *session.posargs,
         env={"MPLBACKEND": "Agg"},
     )

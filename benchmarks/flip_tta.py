@@ -1,13 +1,13 @@
 """Left-right flip test-time averaging, measured on the robustness cohorts.
 
 For each cohort: one patient-grouped 5-fold CV of the default pipeline (the folds,
-seeds and cached cohorts of ``robustness.py``), then every fold's held-out patients
-predicted twice by the same fitted model, as stored and mirrored left-right; the
-averaged probabilities are scored against the plain ones (fold-mean balanced
+seeds and cached cohorts of ``benchmarks.robustness``), then every fold's held-out
+patients predicted twice by the same fitted model, as stored and mirrored left-right;
+the averaged probabilities are scored against the plain ones (fold-mean balanced
 accuracy, stage-4 patients found, pooled ECE). Rows go to
 ``results/flip_tta.json``.
 
-    python benchmarks/flip_tta.py --seed 0 --cohorts whole_head,slab_90mm
+    python -m benchmarks.flip_tta --seed 0 --cohorts whole_head,slab_90mm
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from robustness import COHORTS, _cnn, build_cohort
 from sklearn.metrics import balanced_accuracy_score
 
+from benchmarks.cohorts import COHORTS, N_PER_STAGE, SHAPE, build_cohort, cohort_key
+from benchmarks.models import cnn
 from spectclf import evaluate
-from spectclf.explain import _split_pipeline
+from spectclf.explain import split_pipeline
 from spectclf.metrics import expected_calibration_error
 
 
@@ -33,7 +34,7 @@ def held_out_proba(res, data) -> tuple[np.ndarray, np.ndarray]:
     for k, est in enumerate(res.estimators):
         held = res.fold == k
         # the pipeline's transformers (samplers skipped), then its classifier
-        clf, Xt = _split_pipeline(est, data.X[[row[p] for p in res.patients[held]]])
+        clf, Xt = split_pipeline(est, data.X[[row[p] for p in res.patients[held]]])
         plain[held] = clf.predict_proba(Xt)
         flipped[held] = clf.predict_proba(np.ascontiguousarray(Xt[..., ::-1]))
     if not np.allclose(plain, res.proba, atol=1e-5):
@@ -67,12 +68,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     path = args.out / "flip_tta.json"
     for cohort in args.cohorts.split(","):
-        data = build_cohort(
-            cohort, args.data, (50, 50, 50, 15), (30, 64, 64), args.seed
-        )
+        data = build_cohort(cohort, args.data, N_PER_STAGE, SHAPE, args.seed)
         t0 = time.perf_counter()
         res = evaluate(
-            _cnn(args.seed, args.epochs),
+            cnn(args.seed, args.epochs),
             data.X,
             data.y,
             data.groups,
@@ -82,7 +81,7 @@ def main(argv=None) -> None:
             return_estimators=True,
         )
         plain, flip = held_out_proba(res, data)
-        key = cohort if args.seed == 0 else f"{cohort}#seed{args.seed}"
+        key = cohort_key(cohort, args.seed)
         row = {
             "plain": scores(res, plain),
             "flip": scores(res, flip),

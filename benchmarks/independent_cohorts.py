@@ -11,7 +11,7 @@ around.  It writes a cohort in the directory layout the library's loader reads::
 
 Usage::
 
-    python benchmarks/independent_cohorts.py OUTDIR --kind A --seed 0 \
+    python -m benchmarks.independent_cohorts OUTDIR --kind A --seed 0 \
         [--n 50 50 50 15] [--truth-only]
 
 Coordinates and anatomy

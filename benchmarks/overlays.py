@@ -10,7 +10,7 @@ reading: the largest shift of the located striatum centre from the clean reading
 correlation of the measured putamen binding ratios (``SBRFeatures``, left and right)
 with the clean reading's.
 
-    python benchmarks/overlays.py            # ~2 minutes on 2 cores
+    python -m benchmarks.overlays            # ~2 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import independent_cohorts  # beside this script
 import numpy as np
 
+from benchmarks.independent_cohorts import KINDS, generate
 from spectclf import (
     SBRFeatures,
     load_slice_folders,
@@ -55,8 +55,8 @@ def write(name: str, folder: Path) -> tuple[str, dict]:
     """Write cohort ``name`` into ``folder``; its colormap and load options."""
     if name in INDEPENDENT:
         kind = name[-1]
-        independent_cohorts.generate(folder, kind, 0, list(COUNTS))
-        return independent_cohorts.KINDS[kind]["cmap"], INDEPENDENT[name]
+        generate(folder, kind, 0, list(COUNTS))
+        return KINDS[kind]["cmap"], INDEPENDENT[name]
     phantom, render = OWN[name]
     d = make_spect_phantoms(COUNTS, shape=(30, 64, 64), random_state=0, **phantom)
     write_slice_folders(d.X, d.y, d.groups, folder, **render)

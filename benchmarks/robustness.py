@@ -3,14 +3,15 @@ not the demo.
 
 Each cohort is generated with different geometry and rendering knobs of
 ``make_spect_phantoms`` / ``write_slice_folders`` (or, for ``indep_A``, ``indep_B``,
-``indep_C``, by ``independent_cohorts.py``, a generator written without the
-library's phantom code), written as slice folders, read back
+``indep_C``, by ``benchmarks.independent_cohorts``, a generator written without
+the library's phantom code; the cohorts are in ``benchmarks.cohorts``, the models in
+``benchmarks.models``), written as slice folders, read back
 with the library's default loader (colormap detection included) and cross-validated
 by patient (5 folds, the same folds for every model). Results go to
 ``benchmarks/results/robustness-full.json`` (``-quick`` with ``--quick``; rows of
 later runs are merged in) and a Markdown table on stdout.
 
-Run: ``nox -s robustness`` or ``python benchmarks/robustness.py [--quick]
+Run: ``nox -s robustness`` or ``python -m benchmarks.robustness [--quick]
 [--models default,unweighted,ordinal,calibrated,ensemble,hybrid,sbr]
 [--cohorts whole_head,slab_90mm,...]``; ``--table`` prints every stored row;
 ``--odds default@30ep`` how often a redraw of each cohort's patients keeps a model at
@@ -25,102 +26,30 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import time
 from pathlib import Path
 
-import independent_cohorts  # beside this script
 import numpy as np
 
-from spectclf import (
-    HybridSBRClassifier,
-    StageEnsemble,
-    evaluate,
-    load_slice_folders,
-    make_default_pipeline,
-    make_sbr_baseline,
-    make_spect_phantoms,
-    write_slice_folders,
+from benchmarks.cohorts import (
+    COHORTS,
+    DEFAULT_COHORTS,
+    N_PER_STAGE,
+    QUICK_N_PER_STAGE,
+    QUICK_SHAPE,
+    SHAPE,
+    build_cohort,
+    cohort_key,
 )
+from benchmarks.models import MODELS
+from spectclf import evaluate
 from spectclf.classifier import DEFAULT_MAX_EPOCHS
-from spectclf.datasets import draw_overlays
 from spectclf.ensemble import UNCERTAINTY_THRESHOLD
 from spectclf.metrics import (
     calibration_p_value,
     ece_sampling_floor,
     expected_calibration_error,
 )
-
-COHORTS = {
-    # the demo's geometry: whole head, "hot" PNG slices
-    "whole_head": dict(phantom={}, render={"colormap": "hot"}),
-    # ~90 mm slab around the striatum (superior-inferior), other colormap
-    "slab_90mm": dict(
-        phantom={"fov_centre": (-0.1, 0.0, 0.0), "fov_extent": (0.9, 0.45, 0.9)},
-        render={"colormap": "inferno"},
-    ),
-    # heads shifted and zoomed in the field of view
-    "shifted_zoomed": dict(
-        phantom={
-            "fov_centre": (0.1, -0.15, 0.1),
-            "fov_extent": 0.8,
-            "offset_sd": 0.08,
-            "scale_sd": 0.08,
-        },
-        render={"colormap": "hot"},
-    ),
-    # another colormap, JPEG slices, one brightness scale for the whole cohort
-    "jet_jpeg": dict(
-        phantom={"pose_sd": 6.0},
-        render={"colormap": "jet", "jpeg_quality": 75, "scaling": "cohort"},
-    ),
-    # cohorts of benchmarks/independent_cohorts.py, written without reading the
-    # library's phantom code (other anatomy, noise and rendering); each kind draws its
-    # own patients (seed + offset)
-    # A: whole head, nipy_spectral PNG; B: off-centre slab stored back to front,
-    # JPEG; A and B in neurological view; C: zoomed out, viridis JPEG
-    "indep_A": dict(independent="A", seed_offset=0),
-    "indep_B": dict(independent="B", seed_offset=1000),
-    "indep_C": dict(independent="C", seed_offset=2000),
-    # indep_A's patients with a 7-pixel colour bar and an "R" burnt into every slice
-    # (datasets.draw_overlays), as a viewer's export carries them; read with the
-    # default (overlays replaced) and with overlays="keep"
-    "indep_A_overlays": dict(independent="A", seed_offset=0, overlays=7),
-    "indep_A_overlays_kept": dict(
-        independent="A", seed_offset=0, overlays=7, load={"overlays": "keep"}
-    ),
-}
-#: the cohorts a plain run measures: the library's own generator with four knob sets
-DEFAULT_COHORTS = ("whole_head", "slab_90mm", "shifted_zoomed", "jet_jpeg")
-
-
-def _cnn(rs, epochs, **params):
-    return make_default_pipeline(
-        max_epochs=epochs, random_state=rs, verbose=0, **params
-    )
-
-
-MODELS = {
-    # the library's default (class-balanced loss since 0.2), and without weights
-    "default": lambda rs, epochs: _cnn(rs, epochs),
-    "unweighted": lambda rs, epochs: _cnn(rs, epochs, class_weight=None),
-    # wide-and-deep: the head also reads the block's striatal binding ratios
-    "ratios": lambda rs, epochs: _cnn(rs, epochs, module__striatal_ratios=True),
-    # issue 12's variants of the default (so class-balanced too)
-    "ordinal": lambda rs, epochs: _cnn(rs, epochs, criterion="corn"),
-    # logit adjustment instead of class weights (issue 10's stage-4 recall)
-    "logit_adjusted": lambda rs, epochs: _cnn(rs, epochs, criterion="logit_adjusted"),
-    "calibrated": lambda rs, epochs: _cnn(rs, epochs, calibration="temperature"),
-    # stochastic weight averaging over the last quarter of the epochs
-    "swa": lambda rs, epochs: _cnn(rs, epochs, lr_schedule="swa"),
-    "ensemble": lambda rs, epochs: StageEnsemble(
-        _cnn(rs, epochs), cv=3, random_state=rs
-    ),
-    "hybrid": lambda rs, epochs: HybridSBRClassifier(
-        _cnn(rs, epochs), cv=2, random_state=rs
-    ),
-    "sbr": lambda rs, epochs: make_sbr_baseline(random_state=rs),
-}
 
 
 def ensemble_uncertainty(res, data) -> np.ndarray:
@@ -154,32 +83,6 @@ def flagged_error_rates(res, uncertainty=None) -> dict:
     }
 
 
-def build_cohort(name: str, root: Path, n_per_stage, shape, seed: int):
-    """Write (once) and load one cohort with the library's default loader."""
-    spec = COHORTS[name]
-    folder = root / f"{name}-{'-'.join(map(str, n_per_stage))}-{seed}"
-    if not (folder / "done").exists():
-        if "independent" in spec:
-            # generate() wants an empty folder: clear what a cut-off run left
-            shutil.rmtree(folder, ignore_errors=True)
-            independent_cohorts.generate(
-                folder,
-                spec["independent"],
-                seed + spec["seed_offset"],
-                list(n_per_stage),
-            )
-        else:
-            d = make_spect_phantoms(
-                n_per_stage, shape=shape, random_state=seed, **spec["phantom"]
-            )
-            write_slice_folders(d.X, d.y, d.groups, folder, **spec["render"])
-        if "overlays" in spec:
-            cmap = independent_cohorts.KINDS[spec["independent"]]["cmap"]
-            draw_overlays(folder, cmap, bar_width=spec["overlays"])
-        (folder / "done").touch()
-    return load_slice_folders(folder, **spec.get("load", {}))
-
-
 def run(args, path: Path) -> dict:
     """Cross-validate every model on every cohort.
 
@@ -196,8 +99,7 @@ def run(args, path: Path) -> dict:
             f"{data.colormap!r} (residual {data.colour_residual:.1f})",
             flush=True,
         )
-        # another seed draws another cohort: its rows are stored apart
-        key = cohort if args.seed == 0 else f"{cohort}#seed{args.seed}"
+        key = cohort_key(cohort, args.seed)
         results[key] = {"load_s": round(time.perf_counter() - t0, 1)}
         for model in args.models:
             t0 = time.perf_counter()
@@ -379,7 +281,7 @@ def compare(args, path: Path) -> dict:
             random_state=args.seed,
             names=("CNN", "SBR baseline"),
         )
-        key = cohort if args.seed == 0 else f"{cohort}#seed{args.seed}"
+        key = cohort_key(cohort, args.seed)
         results[key] = {**c.to_dict(), "time_s": round(time.perf_counter() - t0, 1)}
         path.write_text(json.dumps(results, indent=2))
         print(f"## {cohort} ({results[key]['time_s']:.0f} s): {c.sentence()}")
@@ -445,9 +347,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     args.cohorts = args.cohorts.split(",")
     args.models = args.models.split(",")
-    args.n_per_stage, args.shape = (50, 50, 50, 15), (30, 64, 64)
+    args.n_per_stage, args.shape = N_PER_STAGE, SHAPE
     if args.quick:
-        args.n_per_stage, args.shape = (8, 8, 8, 5), (16, 32, 32)
+        args.n_per_stage, args.shape = QUICK_N_PER_STAGE, QUICK_SHAPE
         args.epochs, args.folds = min(args.epochs, 5), 3
     unknown = set(args.cohorts) - set(COHORTS) | set(args.models) - set(MODELS)
     if unknown:

@@ -4,26 +4,27 @@ Part 1 measures, per network and on the same input, training throughput
 (fwd + bwd + AdamW step), inference throughput, peak resident memory (each network in
 its own process), parameter count, FLOPs per volume (``FlopCounterMode``) and achieved
 GFLOP/s as a fraction of this machine's measured matmul GFLOP/s. Part 2 is the fit
-path end to end (``fit_path.py``): the seed's training loop, the network alone and
-``Spect3DClassifier().fit`` on the same data, and the default pipeline's inference
+path end to end (``benchmarks.fit_path``): the seed's training loop, the network alone
+and ``Spect3DClassifier().fit`` on the same data, and the default pipeline's inference
 time per patient. Part 3 runs a patient-grouped 5-fold CV of the default pipeline and
 the SBR baseline on the demo cohort (``--full``: bf16, the seed CNN, the imbalance
 variants and the first version too) and records the peak memory. Part 4 runs a
 12-trial tuning study of the default search space twice, as 0.2 ran it and with
-0.3's epoch pruning and per-volume cache (``tuning_speed.py``). The ceilings are a
-square matmul and a 3x3x3 conv3d, measured in the same run. Ratios against a
+0.3's epoch pruning and per-volume cache (``benchmarks.tuning_speed``). The ceilings
+are a square matmul and a 3x3x3 conv3d, measured in the same run. Ratios against a
 reference measured in the same run are what to compare across machines.
 
 By default the run takes about 9 minutes on 2 CPU cores without AVX-512 (11 with
 ``nox -s bench`` creating its environment).
 
-Usage: ``python benchmarks/run_benchmarks.py [--quick] [--full] [--out DIR]``
+Usage: ``python -m benchmarks.run_benchmarks [--quick] [--full] [--out DIR]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -33,9 +34,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.fit_timing import inference_ms_per_patient, measure_fit_path
 from spectclf.classifier import DEFAULT_MAX_EPOCHS
 
 BATCH = 8
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in a process of its own, from the caller's working
+    directory (its relative paths keep their meaning), with the repository root
+    importable so that ``benchmarks`` is found."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], env=env, check=True, **kwargs
+    )
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
@@ -128,28 +142,20 @@ def child(name: str, shape, bf16: bool, channels_last: bool, steps: int) -> dict
 
 
 def run_child(name, shape, bf16, channels_last, steps) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--child",
-        name,
-        "--shape",
-        *map(str, shape),
-        "--steps",
-        str(steps),
-    ]
+    cmd = ["--child", name, "--shape", *map(str, shape), "--steps", str(steps)]
     cmd += ["--bf16"] if bf16 else []
     cmd += ["--channels-last"] if channels_last else []
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = run_module("benchmarks.run_benchmarks", *cmd, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def native_bf16() -> bool:
     """Whether this CPU runs bfloat16 natively (without it, bf16 is emulated and
-    slower than fp32: its rows are skipped)."""
-    from spectclf._skorch_net import resolve_precision
-
-    return resolve_precision("auto", "cpu") == "bf16"
+    slower than fp32: its rows are skipped); the test ``precision="auto"`` makes."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # torch's private API: absent in some builds
+        return False
 
 
 def throughput_table(quick: bool, with_monai: bool) -> tuple[list[dict], dict]:
@@ -200,9 +206,7 @@ def throughput_table(quick: bool, with_monai: bool) -> tuple[list[dict], dict]:
 
 
 def fit_path_rows(quick: bool) -> dict:
-    """The fit path end to end (``fit_path.py``), in this run and process."""
-    from fit_path import inference_ms_per_patient, measure_fit_path
-
+    """The fit path end to end (``benchmarks.fit_path``), in this run and process."""
     n, epochs = (32, 2) if quick else (64, 3)
     rng = np.random.default_rng(0)
     X = rng.random((n, 1, 32, 64, 64), dtype=np.float32)
@@ -421,18 +425,14 @@ def main(argv=None) -> int:
     if not args.skip_tuning:
         print("== a 12-trial tuning study, 0.2's way and 0.3's ==", flush=True)
         trials = "6" if args.quick else "12"
-        subprocess.run(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("tuning_speed.py")),
-                "--ways",
-                "before,median",
-                "--trials",
-                trials,
-                "--out",
-                str(out),
-            ],
-            check=True,
+        run_module(
+            "benchmarks.tuning_speed",
+            "--ways",
+            "before,median",
+            "--trials",
+            trials,
+            "--out",
+            str(out),
         )
         tuning = json.loads((out / "tuning_speed.json").read_text())
     (out / "bench.json").write_text(

@@ -9,7 +9,7 @@ striatum grown by 2 voxels (about one SPECT FWHM), what an even spread would get
 (the mask's volume share), how often the map's peak voxel lies in the grown
 striatum, and the share for stage-4 patients alone (little uptake left to point at). Results go to ``benchmarks/results/saliency.{json,md}``.
 
-Run: ``python benchmarks/saliency.py [--quick]``.
+Run: ``python -m benchmarks.saliency [--quick]``.
 """
 
 from __future__ import annotations

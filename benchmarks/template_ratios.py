@@ -16,7 +16,7 @@ it prints the anatomical binding ratios (mean in the mask / mean in occipital co
 and coronal), and runs the lesion test: the template with the left posterior putamen's
 uptake cut by 60 % must read lowest in the left posterior putamen.
 
-    python benchmarks/template_ratios.py TEMPLATE.nii MASKS.nii.gz [--out DIR] [--json F]
+    python -m benchmarks.template_ratios TEMPLATE.nii MASKS.nii.gz [--out DIR] [--json F]
 
 Takes ~10 s. ``tests/test_template_ratios.py`` runs it when the two files are found.
 """

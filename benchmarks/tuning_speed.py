@@ -10,7 +10,7 @@ stored (``benchmarks/results/tuning_speed.json``): wall time, speed-up over the
 first row, trials completed / pruned, the study's best score, the best parameters' score in a plain grouped CV
 on the same partitions (the same yardstick for every row) and the parameters.
 
-    python benchmarks/tuning_speed.py [--trials 12] [--epochs 10]   # ~6 min, 2 cores
+    python -m benchmarks.tuning_speed [--trials 12] [--epochs 10]   # ~6 min, 2 cores
 """
 
 from __future__ import annotations

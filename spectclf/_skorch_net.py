@@ -1,43 +1,142 @@
 """skorch internals behind :class:`~spectclf.Spect3DClassifier`.
 
 The classifier is the scikit-learn face; this module holds what it builds in ``fit``:
-the skorch net subclass (batched augmentation, bf16 autocast, channels-last), its
-callbacks (finite-loss guard, progress), the optimizer registry and the precision
-choice. The losses live in :mod:`spectclf.losses`.
+the skorch net subclass (batched augmentation, bf16 autocast, channels-last) and its
+assembly from the classifier's parameters (:func:`build_net`), the callbacks
+(schedules, weight averaging, early stopping, finite-loss guard, progress), the
+routing of skorch-style parameters (:class:`RoutedParamsMixin`), the optimizer
+registry and the device and precision choices. The losses live in
+:mod:`spectclf.losses`.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
+import functools
+import inspect
 import math
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
+from spectclf.augment import resolve_augment
 from spectclf.exceptions import TrainingDivergedError
+from spectclf.losses import class_weights, get_loss
+from spectclf.nets import get_module
+from spectclf.patient_groups import GroupedValidSplit
 
 __all__ = [
     "OPTIMIZERS",
+    "ROUTED_PREFIXES",
+    "SWA_LR_FACTOR",
+    "SWA_START",
     "EpochProgress",
     "FlaggedEarlyStopping",
     "FiniteLoss",
     "Interrupted",
+    "RoutedParamsMixin",
     "SpectNet",
     "WeightAveraging",
+    "build_net",
+    "resolve_device",
     "resolve_precision",
     "swa_lr_factor",
 ]
+
+#: ``lr_schedule="swa"``: the share of the epochs annealed before averaging starts,
+#: and the learning rate held while the weights are averaged, relative to ``lr``.
+SWA_START = 0.75
+SWA_LR_FACTOR = 1 / 3
+
+#: Prefixes routed to skorch, as in ``module__width=8`` or ``optimizer__betas=...``.
+ROUTED_PREFIXES = (
+    "module__",
+    "optimizer__",
+    "criterion__",
+    "iterator_train__",
+    "iterator_valid__",
+    "callbacks__",
+)
 
 OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
     "adam": torch.optim.Adam,
     "sgd": torch.optim.SGD,
 }
+
+
+class RoutedParamsMixin:
+    """skorch-style routed parameters (``module__width=8``...) on a scikit-learn
+    estimator whose ``__init__`` takes them as ``**kwargs``.
+
+    scikit-learn allows only declared parameters as public attributes, so the routed
+    names live in one private dict (``_routed``); ``get_params`` reports them like any
+    parameter, ``set_params`` accepts them, and :meth:`check_routed_params` (called in
+    ``fit``) refuses a name that has no routed prefix, with the closest valid name.
+    """
+
+    def routed_params(self) -> dict[str, Any]:
+        """The routed parameters, by full name."""
+        return dict(self.__dict__.get("_routed", {}))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameters, including routed ones such as ``module__width``."""
+        return {**super().get_params(deep=deep), **self.routed_params()}
+
+    def set_params(self, **params):
+        """Set parameters; ``module__*``, ``optimizer__*``... are accepted as well."""
+        known = self.routed_params()  # whatever __init__ accepted, set_params accepts
+        routed = {
+            k: v
+            for k, v in params.items()
+            if k.startswith(ROUTED_PREFIXES) or k in known
+        }
+        plain = {k: v for k, v in params.items() if k not in routed}
+        for key in plain:
+            self._refuse_unknown(key, set(routed), "Invalid")
+        if routed:
+            self._routed = {**known, **routed}
+        if plain:
+            super().set_params(**plain)
+        return self
+
+    def check_routed_params(self) -> None:
+        """Refuse routed names without one of :data:`ROUTED_PREFIXES`."""
+        for key in self.routed_params():
+            if not key.startswith(ROUTED_PREFIXES):
+                self._refuse_unknown(key, set(), "Unknown")
+
+    def _refuse_unknown(self, key: str, extra: set, word: str) -> None:
+        valid = set(self._get_param_names())
+        if key in valid:
+            return
+        close = difflib.get_close_matches(key, valid | extra, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"{word} parameter {key!r} for {type(self).__name__}.{hint} Valid "
+            f"parameters are {sorted(valid)} and names starting with "
+            f"{', '.join(ROUTED_PREFIXES)}."
+        )
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; a CUDA device without
+    CUDA is refused."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available; use device='cpu' or 'auto'."
+        )
+    return device
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -208,13 +307,22 @@ class SpectNet(NeuralNetClassifier):
         augment_seed=0,
         precision="fp32",
         channels_last=False,
+        loss=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.loss = loss
         self.augmenter = augmenter
         self.augment_seed = augment_seed
         self.precision = precision
         self.channels_last = channels_last
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Stage probabilities of raw outputs, by the net's :class:`~spectclf.losses.Loss`
+        (softmax without one)."""
+        if self.loss is None:
+            return torch.softmax(logits, dim=1)
+        return self.loss.probabilities(logits)
 
     def _augment_generator(self) -> torch.Generator:
         gen = getattr(self, "_aug_gen", None)
@@ -270,3 +378,124 @@ class SpectNet(NeuralNetClassifier):
         state = super().__getstate__()
         state.pop("_aug_gen", None)  # torch generators do not pickle
         return state
+
+
+def _module_kwargs(module_cls, routed: dict, n_outputs: int, input_shape) -> dict:
+    """``module__*`` parameters plus ``in_channels``, ``n_classes`` and
+    ``input_shape`` where the module accepts them and the user did not set them."""
+    kwargs = {
+        k[len("module__") :]: v for k, v in routed.items() if k.startswith("module__")
+    }
+    try:
+        sig = inspect.signature(module_cls).parameters
+    except (TypeError, ValueError):
+        sig = {}
+    open_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+    auto = {
+        "in_channels": input_shape[0],
+        "n_classes": n_outputs,
+        "input_shape": tuple(input_shape[1:]),
+    }
+    for key, value in auto.items():
+        if key not in kwargs and (key in sig or open_kw):
+            kwargs[key] = value
+    return kwargs
+
+
+def _callbacks(p: dict) -> list:
+    """The skorch callbacks of classifier parameters ``p``: the user's (copied), the
+    finite-loss guard, the learning-rate schedule, early stopping and progress."""
+    callbacks = list(copy.deepcopy(p["callbacks"]) or [])
+    callbacks.append(("finite_loss", FiniteLoss()))
+    max_epochs = p["max_epochs"]
+    if p["lr_schedule"] == "cosine":
+        callbacks.append(
+            ("lr_schedule", LRScheduler(policy="CosineAnnealingLR", T_max=max_epochs))
+        )
+    elif p["lr_schedule"] == "swa":
+        start = min(int(round(SWA_START * max_epochs)), max_epochs - 1)
+        factor = functools.partial(swa_lr_factor, start=start, floor=SWA_LR_FACTOR)
+        callbacks.append(
+            ("lr_schedule", LRScheduler(policy="LambdaLR", lr_lambda=factor))
+        )
+        callbacks.append(("weight_averaging", WeightAveraging(start)))
+    if p["early_stopping"]:
+        stopper = FlaggedEarlyStopping(
+            monitor="valid_loss",
+            patience=p["n_iter_no_change"],
+            load_best=True,
+            sink=print if p["verbose"] >= 2 else (lambda *a: None),
+        )
+        callbacks.append(("early_stopping", stopper))
+    if p["verbose"] == 1:
+        callbacks.append(("progress", EpochProgress()))
+    if p["verbose"] >= 3:
+        callbacks.append(("progress", ProgressBar()))
+    return callbacks
+
+
+def build_net(estimator, input_shape, y_enc, valid_idx, seed, device=None) -> SpectNet:
+    """The skorch net of a :class:`~spectclf.Spect3DClassifier`'s parameters.
+
+    Parameters
+    ----------
+    estimator : Spect3DClassifier
+        Read through ``get_params`` (routed names included) and ``classes_``.
+    input_shape : tuple
+        ``(C, D, H, W)`` of the training volumes.
+    y_enc : ndarray of int
+        Encoded training labels (class weights, logit adjustment).
+    valid_idx : ndarray or None
+        Rows held out for validation.
+    seed : int
+        Seed of the augmentation.
+    device : str, default=None
+        Overrides the ``device`` parameter (a GPU model restored without a GPU).
+    """
+    p = estimator.get_params(deep=False)
+    device = device or resolve_device(p["device"])
+    n_classes = len(estimator.classes_)
+    loss = get_loss(p["criterion"])
+    module_cls = get_module(p["module"])
+    routed = {
+        k: copy.deepcopy(v)
+        for k, v in estimator.routed_params().items()
+        if not k.startswith("module__")
+    }
+    routed.setdefault("optimizer__weight_decay", p["weight_decay"])
+    n_train = len(y_enc) - (0 if valid_idx is None else len(valid_idx))
+    if n_train % p["batch_size"] == 1:
+        # BatchNorm cannot train on a last batch of one volume
+        routed.setdefault("iterator_train__drop_last", True)
+    weight = class_weights(p["class_weight"], estimator.classes_, y_enc)
+    if weight is not None:
+        routed["criterion__weight"] = weight
+    for key, value in loss.criterion_params(y_enc, n_classes).items():
+        routed[f"criterion__{key}"] = value
+    module_kwargs = _module_kwargs(
+        module_cls, estimator.routed_params(), loss.n_outputs(n_classes), input_shape
+    )
+    return SpectNet(
+        module=module_cls,
+        criterion=loss.criterion,
+        predict_nonlinearity=loss.predict_nonlinearity,
+        loss=loss,
+        optimizer=OPTIMIZERS.get(p["optimizer"], p["optimizer"]),
+        lr=p["lr"],
+        max_epochs=p["max_epochs"],
+        batch_size=p["batch_size"],
+        train_split=None if valid_idx is None else GroupedValidSplit(valid_idx),
+        iterator_train__shuffle=True,
+        classes=np.arange(n_classes),
+        callbacks=_callbacks(p),
+        device=device,
+        verbose=int(p["verbose"] >= 2),
+        # rows of a 2-D table (n, f) arrive as (1, 1, 1, f) "volumes": flipping or
+        # rotating them would scramble features, so they are never augmented
+        augmenter=None if input_shape[1:3] == (1, 1) else resolve_augment(p["augment"]),
+        augment_seed=seed,
+        precision=resolve_precision(p["precision"], device),
+        channels_last=p["channels_last"],
+        **{f"module__{k}": v for k, v in module_kwargs.items()},
+        **routed,
+    )

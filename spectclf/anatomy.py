@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, label, map_coordinates
+from scipy.ndimage import gaussian_filter, label
 from sklearn.utils import Bunch
 
+from spectclf.arrays import resample_box
 from spectclf.regions import (
     CANONICAL_STRUCTURES,
     STRIATUM_CENTRE,
@@ -219,15 +220,7 @@ def striatum_block(
     """
     volume = np.asarray(volume, dtype=np.float32)
     loc = location or locate_striatum(volume.mean(axis=0))
-    half = size * loc.extent / 2.0
-    axes = [
-        np.linspace(c - h, c + h, int(n), dtype=np.float32)
-        for c, h, n in zip(loc.centre, half, shape, strict=True)
-    ]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"))
-    return np.stack(
-        [map_coordinates(ch, grid, order=1, mode="nearest") for ch in volume]
-    ).astype(np.float32)
+    return resample_box(volume, loc.centre, size * loc.extent / 2.0, shape)
 
 
 def block_region_masks(

@@ -8,10 +8,12 @@ over samples in Python.
 
 from __future__ import annotations
 
-import numpy as np
+from numbers import Real
+
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 
 __all__ = ["VolumeAugmenter", "resolve_augment"]
 
@@ -31,7 +33,7 @@ class VolumeAugmenter(BaseEstimator):
     shift : float, default=0.03
         Maximum translation as a fraction of the field of view, per axis.
     scale : float, default=0.05
-        Maximum relative zoom (uniform in ``[1 - scale, 1 + scale]``).
+        Maximum relative zoom (uniform in ``[1 - scale, 1 + scale]``), below 1.
     intensity : float, default=0.1
         Maximum relative intensity scaling per volume.
     noise : float, default=0.02
@@ -53,6 +55,17 @@ class VolumeAugmenter(BaseEstimator):
     [3.0, 2.0, 1.0, 0.0]
     """
 
+    _parameter_constraints: dict = {
+        "flip": [Interval(Real, 0, 1, closed="both")],
+        "rotate": [Interval(Real, 0, None, closed="left")],
+        "shift": [Interval(Real, 0, None, closed="left")],
+        # a zoom factor 1 - scale must stay positive
+        "scale": [Interval(Real, 0, 1, closed="left")],
+        "intensity": [Interval(Real, 0, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "resample_fraction": [Interval(Real, 0, 1, closed="both")],
+    }
+
     def __init__(
         self,
         *,
@@ -71,21 +84,6 @@ class VolumeAugmenter(BaseEstimator):
         self.intensity = intensity
         self.noise = noise
         self.resample_fraction = resample_fraction
-
-    def _validate(self) -> None:
-        for name in ("flip", "rotate", "shift", "scale", "intensity", "noise"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float, np.number)) or value < 0:
-                raise ValueError(
-                    f"VolumeAugmenter {name} must be a number >= 0, got {value!r}"
-                )
-        if self.flip > 1:
-            raise ValueError(f"VolumeAugmenter flip is a probability, got {self.flip}")
-        if not 0 <= self.resample_fraction <= 1:
-            raise ValueError(
-                "VolumeAugmenter resample_fraction must be in [0, 1], got "
-                f"{self.resample_fraction!r}"
-            )
 
     def _affine(self, n: int, g: torch.Generator) -> torch.Tensor | None:
         """Random ``(n, 3, 4)`` matrices for ``affine_grid`` (x=W, y=H, z=D order)."""
@@ -138,7 +136,8 @@ class VolumeAugmenter(BaseEstimator):
         -------
         torch.Tensor, same shape, dtype and device as ``x``
         """
-        self._validate()
+        # no fit: the augmenter is checked where it is used
+        self._validate_params()
         n = x.shape[0]
         theta = self._affine(n, generator)
         out = x
@@ -181,7 +180,8 @@ def resolve_augment(augment) -> VolumeAugmenter | None:
     """Turn ``Spect3DClassifier(augment=...)`` into an augmenter or None.
 
     ``True`` gives the defaults, ``False``/``None`` nothing, a dict the defaults with
-    those strengths changed, a :class:`VolumeAugmenter` itself.
+    those strengths changed, a :class:`VolumeAugmenter` itself. Its strengths are
+    checked here, so that a bad one is refused before any training.
     """
     if augment is None or augment is False:
         return None
@@ -189,13 +189,16 @@ def resolve_augment(augment) -> VolumeAugmenter | None:
         return VolumeAugmenter()
     if isinstance(augment, dict):
         try:
-            return VolumeAugmenter(**augment)
+            augmenter = VolumeAugmenter(**augment)
         except TypeError:
             valid = sorted(VolumeAugmenter().get_params())
             raise ValueError(
                 f"augment dict keys must be among {valid}, got {sorted(augment)}"
             ) from None
+        augmenter._validate_params()
+        return augmenter
     if isinstance(augment, VolumeAugmenter):
+        augment._validate_params()
         return augment
     raise ValueError(
         "augment must be True, False, None, a dict of strengths or a "

@@ -1,56 +1,44 @@
 """``Spect3DClassifier``: a 3-D CNN behind the scikit-learn classifier contract.
 
-The estimator is a thin scikit-learn class that validates its input, encodes labels,
-holds out whole patients for validation and then builds and trains a skorch net (from
-:mod:`spectclf._skorch_net`) in ``fit``. Wrapping (rather than subclassing skorch)
-keeps ``__init__`` free of logic and lets every scikit-learn estimator check pass.
+The estimator is orchestration only: it validates its parameters and input, encodes
+labels, holds out whole patients for validation, has :func:`spectclf._skorch_net.
+build_net` assemble and train the skorch net, and calibrates afterwards
+(:mod:`spectclf.calibration`). Each loss is an object of :mod:`spectclf.losses`; input
+shapes follow :func:`spectclf.arrays.as_volumes`. Wrapping (rather than subclassing
+skorch) keeps ``__init__`` free of logic and lets every scikit-learn estimator check
+pass.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import functools
-import inspect
 import warnings
 from numbers import Integral, Real
-from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import LRScheduler, ProgressBar
 
 from spectclf._skorch_net import (
     OPTIMIZERS,
-    EpochProgress,
-    FiniteLoss,
-    FlaggedEarlyStopping,
+    SWA_LR_FACTOR,
+    SWA_START,
     Interrupted,
-    SpectNet,
-    WeightAveraging,
-    resolve_precision,
-    swa_lr_factor,
+    RoutedParamsMixin,
+    build_net,
 )
-from spectclf.anatomy import BLOCK_SIZE
-from spectclf.augment import VolumeAugmenter, resolve_augment
+from spectclf.arrays import as_volumes
+from spectclf.augment import VolumeAugmenter
+from spectclf.calibration import TemperatureScaling
 from spectclf.exceptions import TrainingDivergedError
-from spectclf.losses import CRITERIA, corn_probabilities
-from spectclf.nets import get_module
-from spectclf.patient_groups import (
-    GroupedValidSplit,
-    duplicate_groups,
-    grouped_train_valid_split,
-    warn_ungrouped,
-)
-from spectclf.transforms import CenterCrop, StriatumCrop
+from spectclf.losses import LOSSES, Loss, get_loss
+from spectclf.patient_groups import validation_patients
 
-__all__ = ["Spect3DClassifier"]
+__all__ = ["SWA_LR_FACTOR", "SWA_START", "Spect3DClassifier"]
 
 #: Training epochs of the default classifier, shared by ``build_model`` and the CLI.
 #: Chosen on the robustness cohorts (benchmarks/README.md): with the cosine schedule,
@@ -58,23 +46,8 @@ __all__ = ["Spect3DClassifier"]
 #: on the four cohorts, at 0.78x the CV time (294 s vs 378 s on the same day).
 DEFAULT_MAX_EPOCHS = 30
 
-#: ``lr_schedule="swa"``: the share of the epochs annealed before averaging starts,
-#: and the learning rate held while the weights are averaged, relative to ``lr``.
-SWA_START = 0.75
-SWA_LR_FACTOR = 1 / 3
 
-#: Prefixes routed to skorch, as in ``module__width=8`` or ``optimizer__betas=...``.
-ROUTED_PREFIXES = (
-    "module__",
-    "optimizer__",
-    "criterion__",
-    "iterator_train__",
-    "iterator_valid__",
-    "callbacks__",
-)
-
-
-class Spect3DClassifier(ClassifierMixin, BaseEstimator):
+class Spect3DClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     """3-D CNN classifier for SPECT volumes with the scikit-learn API.
 
     Parameters
@@ -94,7 +67,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         Optimizer; further options as ``optimizer__*`` (e.g. ``optimizer__momentum``).
     weight_decay : float, default=1e-3
         Weight decay of the optimizer.
-    criterion : {"cross_entropy", "corn"} or torch loss class, default="cross_entropy"
+    criterion : {"cross_entropy", "corn", "logit_adjusted"}, Loss or torch loss class, \
+            default="cross_entropy"
         Training loss; further options as ``criterion__*``. ``class_weight`` is
         passed as the loss's ``weight``. ``"corn"`` is ordinal: the network predicts
         ``P(stage > k | stage >= k)`` for each threshold ``k`` and the class
@@ -223,7 +197,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "criterion": [StrOptions(set(CRITERIA)), type],
+        "criterion": [StrOptions(set(LOSSES)), Loss, type],
         "lr_schedule": [StrOptions({"cosine", "swa"}), None],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "augment": ["boolean", dict, VolumeAugmenter],
@@ -289,87 +263,11 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         # private dict and are reported by get_params like any parameter.
         self._routed = dict(kwargs)
 
-    # -- parameters ---------------------------------------------------------------
-    def _routed_params(self) -> dict[str, Any]:
-        return dict(self.__dict__.get("_routed", {}))
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Parameters, including routed ones such as ``module__width``."""
-        params = super().get_params(deep=deep)
-        params.update(self._routed_params())
-        return params
-
-    def set_params(self, **params):
-        """Set parameters; ``module__*``, ``optimizer__*``... are accepted as well."""
-        # whatever __init__ accepted, set_params accepts; fit validates routed names
-        known = self._routed_params()
-        routed = {
-            k: v
-            for k, v in params.items()
-            if k.startswith(ROUTED_PREFIXES) or k in known
-        }
-        plain = {k: v for k, v in params.items() if k not in routed}
-        valid = set(self._get_param_names())
-        for key in plain:
-            if key not in valid:
-                close = difflib.get_close_matches(key, valid | set(routed), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"Invalid parameter {key!r} for Spect3DClassifier.{hint} Valid "
-                    f"parameters are {sorted(valid)} and names starting with "
-                    f"{', '.join(ROUTED_PREFIXES)}."
-                )
-        if routed:
-            self._routed = {**self._routed_params(), **routed}
-        if plain:
-            super().set_params(**plain)
-        return self
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         tags.input_tags.allow_nan = False
         return tags
-
-    # -- validation ---------------------------------------------------------------
-    def _check_params(self) -> None:
-        self._validate_params()
-        for key in self._routed_params():
-            if not key.startswith(ROUTED_PREFIXES):
-                close = difflib.get_close_matches(key, self._get_param_names(), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"Unknown parameter {key!r} for Spect3DClassifier."
-                    f"{hint} Routed names start with one of "
-                    f"{ROUTED_PREFIXES}."
-                )
-
-    def _resolve_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={self.device!r} but CUDA is not available; use "
-                "device='cpu' or 'auto'."
-            )
-        return self.device
-
-    @staticmethod
-    def _as_volumes(X: np.ndarray) -> np.ndarray:
-        """``(n, f)`` -> ``(n, 1, 1, 1, f)``; ``(n, H, W)`` -> ``(n, 1, 1, H, W)``;
-        ``(n, D, H, W)`` -> ``(n, 1, D, H, W)``."""
-        if X.ndim == 2:
-            return X[:, None, None, None, :]
-        if X.ndim == 3:
-            return X[:, None, None]
-        if X.ndim == 4:
-            return X[:, None]
-        if X.ndim == 5:
-            return X
-        raise ValueError(
-            f"X must have 2 to 5 dimensions; got shape {X.shape}. "
-            "Expected volumes (n, D, H, W) or (n, C, D, H, W)."
-        )
 
     def check_volumes(self, X) -> np.ndarray:
         """Validate ``X`` as ``predict`` does: float32 ``(n, C, D, H, W)`` of the
@@ -385,7 +283,7 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, allow_nd=True, dtype=np.float32)
-        X = np.ascontiguousarray(self._as_volumes(X), dtype=np.float32)
+        X = np.ascontiguousarray(as_volumes(X, tables=True))
         if tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(
                 f"X has volumes of shape {tuple(X.shape[1:])} but this "
@@ -393,153 +291,6 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                 "resample them the same way (e.g. VolumeResizer)."
             )
         return X
-
-    # -- fit / predict ------------------------------------------------------------
-    def _class_weights(self, y_enc: np.ndarray) -> torch.Tensor | None:
-        if self.class_weight is None:
-            return None
-        if self.class_weight == "balanced":
-            w = compute_class_weight(
-                "balanced", classes=np.arange(len(self.classes_)), y=y_enc
-            )
-        else:
-            unknown = set(self.class_weight) - set(self.classes_.tolist())
-            if unknown:
-                raise ValueError(
-                    f"class_weight has labels {sorted(unknown)} that are "
-                    f"not in y (classes {self.classes_.tolist()})."
-                )
-            w = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_])
-        return torch.as_tensor(w, dtype=torch.float32)
-
-    def _module_kwargs(self, module_cls, input_shape) -> dict[str, Any]:
-        kwargs = {
-            k[len("module__") :]: v
-            for k, v in self._routed_params().items()
-            if k.startswith("module__")
-        }
-        try:
-            sig = inspect.signature(module_cls).parameters
-        except (TypeError, ValueError):
-            sig = {}
-        open_kw = any(p.kind is p.VAR_KEYWORD for p in sig.values())
-        auto = {
-            "in_channels": input_shape[0],
-            # CORN predicts one conditional per threshold between stages
-            "n_classes": len(self.classes_) - (self.criterion == "corn"),
-            "input_shape": tuple(input_shape[1:]),
-        }
-        for key, value in auto.items():
-            if key not in kwargs and (key in sig or open_kw):
-                kwargs[key] = value
-        return kwargs
-
-    def _build_net(self, input_shape, y_enc, valid_idx, seed, device=None) -> SpectNet:
-        # ``device`` overrides the parameter (a GPU model restored without a GPU)
-        device = device or self._resolve_device()
-        module_cls = get_module(self.module)
-        optimizer = OPTIMIZERS.get(self.optimizer, self.optimizer)
-        callbacks = list(copy.deepcopy(self.callbacks) or [])
-        callbacks.append(("finite_loss", FiniteLoss()))
-        if self.lr_schedule == "cosine":
-            callbacks.append(
-                (
-                    "lr_schedule",
-                    LRScheduler(policy="CosineAnnealingLR", T_max=self.max_epochs),
-                )
-            )
-        elif self.lr_schedule == "swa":
-            start = min(int(round(SWA_START * self.max_epochs)), self.max_epochs - 1)
-            factor = functools.partial(swa_lr_factor, start=start, floor=SWA_LR_FACTOR)
-            callbacks.append(
-                ("lr_schedule", LRScheduler(policy="LambdaLR", lr_lambda=factor))
-            )
-            callbacks.append(("weight_averaging", WeightAveraging(start)))
-        if self.early_stopping:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    FlaggedEarlyStopping(
-                        monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        load_best=True,
-                        sink=print if self.verbose >= 2 else (lambda *a: None),
-                    ),
-                )
-            )
-        if self.verbose == 1:
-            callbacks.append(("progress", EpochProgress()))
-        if self.verbose >= 3:
-            callbacks.append(("progress", ProgressBar()))
-        routed = {
-            k: copy.deepcopy(v)
-            for k, v in self._routed_params().items()
-            if not k.startswith("module__")
-        }
-        routed.setdefault("optimizer__weight_decay", self.weight_decay)
-        n_train = len(y_enc) - (0 if valid_idx is None else len(valid_idx))
-        if n_train % self.batch_size == 1:
-            # BatchNorm cannot train on a last batch of one volume
-            routed.setdefault("iterator_train__drop_last", True)
-        weight = self._class_weights(y_enc)
-        if weight is not None:
-            routed["criterion__weight"] = weight
-        if self.criterion == "logit_adjusted":
-            counts = np.bincount(y_enc, minlength=len(self.classes_)).clip(min=1)
-            routed["criterion__log_prior"] = torch.log(
-                torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
-            )
-        return SpectNet(
-            module=module_cls,
-            criterion=CRITERIA.get(self.criterion, self.criterion),
-            predict_nonlinearity=(
-                corn_probabilities if self.criterion == "corn" else "auto"
-            ),
-            optimizer=optimizer,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=None if valid_idx is None else GroupedValidSplit(valid_idx),
-            iterator_train__shuffle=True,
-            classes=np.arange(len(self.classes_)),
-            callbacks=callbacks,
-            device=device,
-            verbose=int(self.verbose >= 2),
-            # rows of a 2-D table (n, f) arrive as (1, 1, 1, f) "volumes": flipping or
-            # rotating them would scramble features, so they are never augmented
-            augmenter=None
-            if input_shape[1:3] == (1, 1)
-            else resolve_augment(self.augment),
-            augment_seed=seed,
-            precision=resolve_precision(self.precision, device),
-            channels_last=self.channels_last,
-            **{
-                f"module__{k}": v
-                for k, v in self._module_kwargs(module_cls, input_shape).items()
-            },
-            **routed,
-        )
-
-    def _check_pipeline_input(self, steps) -> None:
-        """Refuse steps before this classifier that cannot feed its network.
-
-        Called by :class:`~spectclf.PatientPipeline` (and ``make_default_pipeline``)
-        with the ``(name, step)`` pairs before the classifier, so that a pipeline
-        changed with ``set_params`` (e.g. in a grid search) is checked too: the
-        striatal-ratio head (``module__striatal_ratios=True``) measures the striatum
-        in the block of a ``StriatumCrop`` of the default ``size``; any other input
-        would give ratios of misplaced regions.
-        """
-        if not self._routed_params().get("module__striatal_ratios"):
-            return
-        crops = [s for _, s in steps if isinstance(s, (StriatumCrop, CenterCrop))]
-        last = crops[-1] if crops else None
-        if not isinstance(last, StriatumCrop) or last.size != BLOCK_SIZE:
-            raise ValueError(
-                "module__striatal_ratios=True measures the striatum in the network's "
-                f"input block: it needs crop='striatum' (StriatumCrop(size={BLOCK_SIZE}) "
-                f"as the last crop before the classifier), got {last!r}"
-            )
 
     def fit(self, X, y, groups=None):
         """Train the network.
@@ -558,14 +309,15 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : Spect3DClassifier
         """
-        self._check_params()
+        self._validate_params()
+        self.check_routed_params()
         if self.lr_schedule == "swa" and self.early_stopping:
             raise ValueError(
                 "lr_schedule='swa' averages the weights of the last epochs while "
                 "early_stopping=True restores one epoch's weights; use one of them."
             )
         X, y = validate_data(self, X, y, allow_nd=True, dtype=np.float32)
-        X = np.ascontiguousarray(self._as_volumes(X), dtype=np.float32)
+        X = np.ascontiguousarray(as_volumes(X, tables=True))
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
@@ -575,38 +327,20 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                 f"({self.classes_[0]!r}) in {len(y)} sample(s)."
             )
         y_enc = encoder.transform(y).astype(np.int64)
-        if groups is not None:
-            groups = np.asarray(groups)
-            if len(groups) != len(y):
-                raise ValueError(
-                    f"groups has {len(groups)} entries but X has {len(y)} rows. If a "
-                    "sampler resampled X before this step, resample groups with it: "
-                    "use spectclf.PatientPipeline."
-                )
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(2**31 - 1))
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         wants_valid = self.early_stopping or self.calibration is not None
-        valid_size = self.valid_size or (0.2 if wants_valid else None)
-        valid_idx = None
-        self.valid_groups_ = None
-        if valid_size is not None:
-            if groups is None:
-                groups_ = duplicate_groups(X)
-                warn_ungrouped(
-                    f"Spect3DClassifier's validation split (valid_size={valid_size}) "
-                    f"of {len(y)} rows ({len(y) - len(np.unique(groups_))} repeated)",
-                    stacklevel=2,
-                )
-            else:
-                groups_ = groups
-            _, valid_idx = grouped_train_valid_split(
-                y_enc, groups_, valid_size, random_state=seed
-            )
-            self.valid_groups_ = np.unique(groups_[valid_idx])
+        valid_idx, self.valid_groups_ = validation_patients(
+            X,
+            y_enc,
+            groups,
+            self.valid_size or (0.2 if wants_valid else None),
+            seed,
+            owner="Spect3DClassifier",
+        )
         self.input_shape_ = tuple(X.shape[1:])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = self._build_net(self.input_shape_, y_enc, valid_idx, seed)
+            net = build_net(self, self.input_shape_, y_enc, valid_idx, seed)
             with warnings.catch_warnings():
                 warnings.filterwarnings(
                     "ignore", message="The given NumPy array is not writable"
@@ -617,22 +351,13 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                     for name in ("classes_", "input_shape_", "valid_groups_"):
                         self.__dict__.pop(name, None)  # unfitted, not half-trained
                     raise KeyboardInterrupt from None
-        self.net_ = net
-        self.module_ = net.module_
-        self.history_ = net.history
+        self.net_, self.module_, self.history_ = net, net.module_, net.history
         self.temperature_ = 1.0
         if self.calibration == "temperature":
-            self.temperature_ = self._fit_temperature(X[valid_idx], y_enc[valid_idx])
+            scaling = TemperatureScaling(get_loss(self.criterion).probabilities)
+            logits = self._logits(X[valid_idx])
+            self.temperature_ = scaling.fit(logits, y_enc[valid_idx]).temperature_
         return self
-
-    def _proba(self, logits: torch.Tensor) -> np.ndarray:
-        """Class probabilities from raw network outputs (criterion-aware)."""
-        logits = logits / float(getattr(self, "temperature_", 1.0))
-        if self.criterion == "corn":
-            proba = corn_probabilities(logits)
-        else:
-            proba = torch.softmax(logits, dim=1)
-        return proba.detach().cpu().numpy().astype(np.float64)
 
     def _logits(self, X: np.ndarray) -> torch.Tensor:
         with warnings.catch_warnings():
@@ -640,23 +365,6 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
                 "ignore", message="The given NumPy array is not writable"
             )
             return self.net_.forward(X, training=False, device="cpu").float()
-
-    def _fit_temperature(self, X_valid, y_valid) -> float:
-        """The temperature minimising the validation patients' negative log-likelihood."""
-        from scipy.optimize import minimize_scalar
-
-        logits = self._logits(X_valid)
-        y = np.asarray(y_valid)
-
-        def nll(log_t):
-            self.temperature_ = float(np.exp(log_t))
-            p = self._proba(logits)[np.arange(len(y)), y]
-            return -np.log(np.clip(p, 1e-12, None)).mean()
-
-        best = minimize_scalar(
-            nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded"
-        )
-        return float(np.exp(best.x))
 
     def restore_network(self, state_dict) -> Spect3DClassifier:
         """Rebuild the trained network from saved weights (used by
@@ -668,9 +376,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         device = None
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"
-        net = self._build_net(
-            self.input_shape_, np.arange(len(self.classes_)), None, 0, device=device
-        )
+        y_enc = np.arange(len(self.classes_))
+        net = build_net(self, self.input_shape_, y_enc, None, 0, device=device)
         net.initialize()
         net.module_.load_state_dict(state_dict)
         self.net_, self.module_, self.history_ = net, net.module_, net.history
@@ -688,7 +395,8 @@ class Spect3DClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n, n_classes)
         """
         X = self.check_volumes(X)
-        proba = self._proba(self._logits(X))
+        scaling = TemperatureScaling(get_loss(self.criterion).probabilities)
+        proba = scaling.transform(self._logits(X), getattr(self, "temperature_", 1.0))
         if not np.isfinite(proba).all():
             raise TrainingDivergedError(
                 "The network produced NaN or infinite probabilities (precision="

@@ -9,8 +9,11 @@ whole held-out patients, so it refuses to stack without patient ids.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from spectclf.model_selection import aligned_proba, out_of_fold
@@ -21,6 +24,9 @@ __all__ = ["HybridSBRClassifier", "StageEnsemble", "UNCERTAINTY_THRESHOLD"]
 #: A prediction is flagged for a reader above this uncertainty (``1 - max
 #: probability``, plus the members' spread for an ensemble).
 UNCERTAINTY_THRESHOLD = 0.5
+
+# what make_partitions takes: a number of folds, or a splitter (PatientPartitions too)
+_CV = [Interval(Integral, 2, None, closed="left"), HasMethods(["split"])]
 
 
 class StageEnsemble(ClassifierMixin, BaseEstimator):
@@ -59,6 +65,13 @@ class StageEnsemble(ClassifierMixin, BaseEstimator):
 
     __metadata_request__fit = {"groups": True}
 
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict_proba"])],
+        "cv": _CV,
+        "uncertainty_threshold": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         estimator,
@@ -88,6 +101,7 @@ class StageEnsemble(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, groups=None):
         """Fit one member per patient-grouped fold."""
+        self._validate_params()
         y = np.asarray(y)
         folds = out_of_fold(
             self.estimator,
@@ -163,6 +177,12 @@ class HybridSBRClassifier(ClassifierMixin, BaseEstimator):
 
     __metadata_request__fit = {"groups": True}
 
+    _parameter_constraints: dict = {
+        "cnn": [HasMethods(["fit", "predict_proba"]), None],
+        "cv": _CV,
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, cnn=None, *, cv=3, random_state=None):
         self.cnn = cnn
         self.cv = cv
@@ -180,6 +200,7 @@ class HybridSBRClassifier(ClassifierMixin, BaseEstimator):
         from spectclf.features import SBRFeatures
         from spectclf.pipelines import make_default_pipeline
 
+        self._validate_params()
         y = np.asarray(y)
         groups = require_groups(
             groups, len(y), "HybridSBRClassifier (its out-of-fold CNN probabilities)"

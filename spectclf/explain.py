@@ -20,13 +20,33 @@ from scipy.ndimage import median_filter
 from spectclf.anatomy import locate_striatum
 from spectclf.patient_groups import final_estimator
 
-__all__ = ["grad_cam", "saliency", "saliency_share"]
+__all__ = ["grad_cam", "saliency", "saliency_share", "split_pipeline"]
 
 METHODS = ("integrated", "guided", "gradcam", "gradient")
 
 
-def _split_pipeline(estimator, X):
-    """Run X through a pipeline's transformers; return (classifier, X_transformed)."""
+def split_pipeline(estimator, X):
+    """The final classifier of ``estimator`` and ``X`` run through the steps before it.
+
+    Samplers (steps with ``fit_resample``) and ``"passthrough"`` steps are skipped, as
+    at predict time; an estimator that is not a pipeline is returned with ``X``
+    unchanged. Used to score the classifier on transformed volumes directly (saliency,
+    mirrored test-time inputs).
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted pipeline, or a fitted classifier.
+    X : array-like of shape (n_patients, C, D, H, W)
+        Volumes as the pipeline takes them.
+
+    Returns
+    -------
+    classifier : estimator
+        The pipeline's final estimator.
+    X_transformed : ndarray
+        ``X`` after every transformer before the classifier.
+    """
     if not hasattr(estimator, "steps"):
         return estimator, X
     for _, step in estimator.steps[:-1]:
@@ -205,7 +225,7 @@ def saliency(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if int(steps) < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    clf, Xt = _split_pipeline(estimator, X)
+    clf, Xt = split_pipeline(estimator, X)
     if not hasattr(clf, "check_volumes") or not hasattr(clf, "module_"):
         raise ValueError(
             f"saliency needs a Spect3DClassifier (or a pipeline ending in one), got "

@@ -12,14 +12,16 @@ honest, interpretable baseline.
 from __future__ import annotations
 
 import warnings
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from spectclf.anatomy import GEOMETRIES, STRIATAL_REGIONS, binding_ratio_regions
+from spectclf.arrays import as_volumes
 from spectclf.regions import region_masks
-from spectclf.transforms import as_volumes
 
 __all__ = ["SBRFeatures", "make_sbr_baseline"]
 
@@ -90,6 +92,16 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
     ((4, 15), True)
     """
 
+    _parameter_constraints: dict = {
+        "region_scale": [Interval(Real, 0, None, closed="neither")],
+        "masks": [dict, None],
+        "regions": [StrOptions({"located", "fixed"})],
+        "reference": [StrOptions({"auto", "occipital", "block"})],
+        "geometry": [StrOptions({"auto", *GEOMETRIES})],
+        # 0.2 stored a (D, H, W) tuple here; any value but the default warns in fit
+        "block_shape": ["array-like", Hidden(StrOptions({"deprecated"}))],
+    }
+
     def __init__(
         self,
         *,
@@ -109,31 +121,14 @@ class SBRFeatures(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Fix the regions for the volumes' shape."""
+        self._validate_params()
         X = self._check(X)
-        if not (isinstance(self.region_scale, (int, float)) and self.region_scale > 0):
-            raise ValueError(
-                f"region_scale must be a positive number, got {self.region_scale!r}"
-            )
-        if self.regions not in ("located", "fixed"):
-            raise ValueError(
-                f"regions must be 'located' or 'fixed', got {self.regions!r}"
-            )
         if not (isinstance(self.block_shape, str) and self.block_shape == "deprecated"):
             warnings.warn(
                 "SBRFeatures(block_shape=...) has no effect since 0.3 (the located "
                 "regions are measured in the full volume) and will be removed in 0.4.",
                 FutureWarning,
                 stacklevel=2,
-            )
-        if self.reference not in ("auto", "occipital", "block"):
-            raise ValueError(
-                "reference must be 'auto', 'occipital' or 'block', got "
-                f"{self.reference!r}"
-            )
-        if self.geometry not in ("auto", *GEOMETRIES):
-            raise ValueError(
-                "geometry must be 'auto', 'anatomical' or 'canonical', got "
-                f"{self.geometry!r}"
             )
         self.volume_shape_ = X.shape[2:]
         self.masks_ = self.geometry_ = None

@@ -1,16 +1,31 @@
-"""Training losses of :class:`~spectclf.Spect3DClassifier`, by name in :data:`CRITERIA`.
+"""Training losses of :class:`~spectclf.Spect3DClassifier`, as objects in :data:`LOSSES`.
 
-``"cross_entropy"`` (torch's), ``"corn"`` (ordinal: :class:`CornLoss` with
-:func:`corn_probabilities`) and ``"logit_adjusted"`` (:class:`LogitAdjustedLoss`, for
-the rare stage 4). Each takes per-class ``weight`` from ``class_weight``; any other
-``torch.nn.Module`` loss class can be passed as ``criterion=`` instead.
+A :class:`Loss` knows everything the classifier needs of its loss: the torch
+criterion and the arguments it takes from the training labels, the number of network
+outputs (the head), and how logits become stage probabilities. ``"cross_entropy"``
+(torch's), ``"corn"`` (ordinal: :class:`CornLoss` with :func:`corn_probabilities`)
+and ``"logit_adjusted"`` (:class:`LogitAdjustedLoss`, for the rare stage 4). Each
+takes per-class ``weight`` from ``class_weight``; any other ``torch.nn.Module`` loss
+class can be passed as ``criterion=`` instead (read as :class:`Loss` of that class:
+one output per stage, softmax probabilities).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from sklearn.utils import compute_class_weight
 
-__all__ = ["CRITERIA", "CornLoss", "LogitAdjustedLoss", "corn_probabilities"]
+__all__ = [
+    "CRITERIA",
+    "LOSSES",
+    "CornLoss",
+    "Loss",
+    "LogitAdjustedLoss",
+    "class_weights",
+    "corn_probabilities",
+    "get_loss",
+]
 
 
 class CornLoss(torch.nn.Module):
@@ -91,9 +106,102 @@ class LogitAdjustedLoss(torch.nn.Module):
         return torch.nn.functional.cross_entropy(logits, y.long(), weight=weight)
 
 
+class Loss:
+    """A training loss as :class:`~spectclf.Spect3DClassifier` uses it.
+
+    Parameters
+    ----------
+    criterion : torch.nn.Module class, default=torch.nn.CrossEntropyLoss
+        The loss; built by skorch with ``weight`` (from ``class_weight``), the
+        arguments of :meth:`criterion_params` and every ``criterion__*`` parameter.
+    """
+
+    def __init__(self, criterion=torch.nn.CrossEntropyLoss):
+        self.criterion = criterion
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.criterion.__name__})"
+
+    def n_outputs(self, n_classes: int) -> int:
+        """Outputs of the network's head for ``n_classes`` stages."""
+        return n_classes
+
+    def criterion_params(self, y_enc: np.ndarray, n_classes: int) -> dict:
+        """Arguments of the criterion learnt from the encoded training labels."""
+        return {}
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """``(N, n_outputs)`` logits -> ``(N, K)`` stage probabilities."""
+        return torch.softmax(logits, dim=1)
+
+    #: What skorch's own ``predict_proba`` applies ("auto": its rule for the class).
+    predict_nonlinearity = "auto"
+
+
+class _Corn(Loss):
+    """:class:`CornLoss`: ``K - 1`` outputs, probabilities by
+    :func:`corn_probabilities`."""
+
+    def __init__(self):
+        super().__init__(CornLoss)
+
+    def n_outputs(self, n_classes: int) -> int:
+        return n_classes - 1  # one conditional per threshold between stages
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return corn_probabilities(logits)
+
+    @property
+    def predict_nonlinearity(self):
+        return corn_probabilities
+
+
+class _LogitAdjusted(Loss):
+    """:class:`LogitAdjustedLoss` with the training stages' log frequencies."""
+
+    def __init__(self):
+        super().__init__(LogitAdjustedLoss)
+
+    def criterion_params(self, y_enc: np.ndarray, n_classes: int) -> dict:
+        counts = np.bincount(y_enc, minlength=n_classes).clip(min=1)
+        prior = torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
+        return {"log_prior": torch.log(prior)}
+
+
 #: Losses by name; ``criterion=`` also takes a ``torch.nn.Module`` class.
-CRITERIA = {
-    "cross_entropy": torch.nn.CrossEntropyLoss,
-    "corn": CornLoss,
-    "logit_adjusted": LogitAdjustedLoss,
+LOSSES = {
+    "cross_entropy": Loss(torch.nn.CrossEntropyLoss),
+    "corn": _Corn(),
+    "logit_adjusted": _LogitAdjusted(),
 }
+
+#: The torch criterion of each named loss.
+CRITERIA = {name: loss.criterion for name, loss in LOSSES.items()}
+
+
+def get_loss(criterion) -> Loss:
+    """The :class:`Loss` of a ``criterion`` parameter: a name of :data:`LOSSES`, a
+    :class:`Loss`, or a ``torch.nn.Module`` loss class."""
+    if isinstance(criterion, Loss):
+        return criterion
+    if isinstance(criterion, str):
+        return LOSSES[criterion]
+    return Loss(criterion)
+
+
+def class_weights(class_weight, classes, y_enc) -> torch.Tensor | None:
+    """Per-class loss weights of a ``class_weight`` parameter (None, ``"balanced"``
+    or a dict label -> weight) for ``classes`` and encoded labels ``y_enc``."""
+    if class_weight is None:
+        return None
+    if class_weight == "balanced":
+        w = compute_class_weight("balanced", classes=np.arange(len(classes)), y=y_enc)
+    else:
+        unknown = set(class_weight) - set(classes.tolist())
+        if unknown:
+            raise ValueError(
+                f"class_weight has labels {sorted(unknown)} that are "
+                f"not in y (classes {classes.tolist()})."
+            )
+        w = np.array([float(class_weight.get(c, 1.0)) for c in classes])
+    return torch.as_tensor(w, dtype=torch.float32)

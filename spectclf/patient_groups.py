@@ -31,6 +31,7 @@ __all__ = [
     "grouped_train_valid_split",
     "require_groups",
     "routing_enabled",
+    "validation_patients",
     "warn_ungrouped",
 ]
 
@@ -135,6 +136,41 @@ def grouped_train_valid_split(y, groups, valid_size: float, random_state=None):
         warnings.filterwarnings("ignore", message="The least populated class")
         train, valid = next(cv.split(np.zeros(len(y)), y, groups))
     return train, valid
+
+
+def validation_patients(X, y, groups, valid_size, random_state, *, owner: str):
+    """Rows and ids of the patients an estimator holds out for validation.
+
+    ``groups=None`` counts each row as its own patient (identical rows kept
+    together) and warns (:func:`warn_ungrouped`) on behalf of ``owner``; a
+    ``groups`` of another length than ``y`` is refused.
+
+    Returns
+    -------
+    valid_idx : ndarray of int or None
+        None when ``valid_size`` is None.
+    valid_groups : ndarray or None
+        The held-out patients' ids.
+    """
+    if groups is not None and len(groups) != len(y):
+        raise ValueError(
+            f"groups has {len(groups)} entries but X has {len(y)} rows. If a "
+            "sampler resampled X before this step, resample groups with it: "
+            "use spectclf.PatientPipeline."
+        )
+    if valid_size is None:
+        return None, None
+    if groups is None:
+        groups = duplicate_groups(X)
+        warn_ungrouped(
+            f"{owner}'s validation split (valid_size={valid_size}) of {len(y)} rows "
+            f"({len(y) - len(np.unique(groups))} repeated)"
+        )
+    groups = np.asarray(groups)
+    _, valid_idx = grouped_train_valid_split(
+        y, groups, valid_size, random_state=random_state
+    )
+    return valid_idx, np.unique(groups[valid_idx])
 
 
 class GroupedValidSplit:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from spectclf.classifier import Spect3DClassifier
 from spectclf.features import make_sbr_baseline
-from spectclf.sampling import PatientPipeline
+from spectclf.sampling import PatientPipeline, check_network_input
 from spectclf.transforms import (
     CenterCrop,
     IntensityNormalizer,
@@ -109,5 +109,5 @@ def make_default_pipeline(
         ]
     )
     # refused here already (fit checks again, after any set_params)
-    pipeline.steps[-1][1]._check_pipeline_input(pipeline.steps[:-1])
+    check_network_input(pipeline.steps[:-1], pipeline.steps[-1][1])
     return pipeline

@@ -19,8 +19,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_memory, validate_data
 
+from spectclf.anatomy import BLOCK_SIZE
+from spectclf.arrays import as_volumes
 from spectclf.augment import VolumeAugmenter
 from spectclf.patient_groups import accepts_groups, fit_with_groups
+from spectclf.transforms import CenterCrop, StriatumCrop
 
 __all__ = [
     "VolumeRandomOverSampler",
@@ -222,8 +225,7 @@ class AugmentingOverSampler(_VolumeSamplerMixin, BaseOverSampler):
             return X.copy(), y.copy()
         augmenter = self.augmenter if self.augmenter is not None else VolumeAugmenter()
         src = np.asarray(X[sources], dtype=np.float32)
-        vol = src.reshape(len(src), 1, 1, 1, -1) if src.ndim == 2 else src
-        vol = vol[:, None] if vol.ndim == 4 else vol
+        vol = as_volumes(src, tables=True)
         gen = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
         new = (
             np.concatenate(
@@ -239,6 +241,29 @@ class AugmentingOverSampler(_VolumeSamplerMixin, BaseOverSampler):
             .astype(X.dtype, copy=False)
         )
         return np.concatenate([X, new]), y[self.sample_indices_]
+
+
+def check_network_input(steps, final) -> None:
+    """Refuse steps before a classifier that cannot feed its network.
+
+    Called by :class:`PatientPipeline` (and ``make_default_pipeline``) with the
+    ``(name, step)`` pairs before the final estimator, so that a pipeline changed
+    with ``set_params`` (e.g. in a grid search) is checked too: the striatal-ratio
+    head (``module__striatal_ratios=True``) measures the striatum in the block of a
+    ``StriatumCrop`` of the default ``size``; any other input would give ratios of
+    misplaced regions.
+    """
+    get_params = getattr(final, "get_params", None)
+    if get_params is None or not get_params(deep=False).get("module__striatal_ratios"):
+        return
+    crops = [s for _, s in steps if isinstance(s, (StriatumCrop, CenterCrop))]
+    last = crops[-1] if crops else None
+    if not isinstance(last, StriatumCrop) or last.size != BLOCK_SIZE:
+        raise ValueError(
+            "module__striatal_ratios=True measures the striatum in the network's "
+            f"input block: it needs crop='striatum' (StriatumCrop(size={BLOCK_SIZE}) "
+            f"as the last crop before the classifier), got {last!r}"
+        )
 
 
 def _fit_transform_one(transformer, X, y, **fit_params):
@@ -282,6 +307,9 @@ class PatientPipeline(Pipeline):
 
     __metadata_request__fit = {"groups": True}
 
+    # imblearn leaves steps unchecked; fit replaces its items by the fitted steps
+    _parameter_constraints: dict = {**Pipeline._parameter_constraints, "steps": [list]}
+
     def _route_params(self, params: dict) -> dict[str, dict]:
         """``{"step__param": v}`` -> ``{"step": {"param": v}}``, as scikit-learn's
         ``Pipeline`` routes fit parameters (without metadata routing)."""
@@ -321,12 +349,11 @@ class PatientPipeline(Pipeline):
         keyed by the step's parameters and its input), so a grid search or a tuning
         study that varies only later steps reuses the earlier ones.
         """
+        self._validate_params()
         self._validate_steps()
         # the final estimator may refuse steps that cannot feed it (checked here, not
         # only where the pipeline was built: set_params can change any step)
-        check = getattr(self._final_estimator, "_check_pipeline_input", None)
-        if check is not None:
-            check(self.steps[:-1])
+        check_network_input(self.steps[:-1], self._final_estimator)
         routed = self._route_params(params)
         memory = check_memory(self.memory)
         fit_transform_one = memory.cache(_fit_transform_one)

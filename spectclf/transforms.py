@@ -8,15 +8,17 @@ so they chain in :class:`sklearn.pipeline.Pipeline` or imblearn's pipeline in fr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from spectclf.anatomy import BLOCK_SIZE, locate_striatum, striatum_block
+from spectclf.arrays import as_volumes, check_shape3, resample_volumes
 from spectclf.caching import cached_per_volume
-from spectclf.io.assemble import check_shape3, resample_volumes
-from spectclf.io.colour import LUMA_WEIGHTS, invert_colormap
+from spectclf.colour import LUMA_WEIGHTS, invert_colormap
 
 __all__ = [
     "StriatumCrop",
@@ -29,41 +31,23 @@ __all__ = [
 ]
 
 
-def as_volumes(X, name: str = "X") -> np.ndarray:
-    """Validate volumes: ``(n, D, H, W)`` -> ``(n, 1, D, H, W)``; float32, finite."""
-    X = np.asarray(X)
-    if X.dtype.kind not in "fiu":
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
-    if X.ndim == 4:
-        X = X[:, None]
-    if X.ndim != 5:
-        raise ValueError(
-            f"{name} must be volumes (n, D, H, W) or (n, C, D, H, W), "
-            f"got shape {X.shape}"
-        )
-    if len(X) == 0:
-        raise ValueError(f"{name} holds 0 volumes")
-    X = X.astype(np.float32, copy=False)
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return X
-
-
 class _StatelessVolumeTransformer(TransformerMixin, BaseEstimator):
     """Base for transforms that learn nothing: ``fit`` only validates."""
 
     def fit(self, X, y=None):
         """Validate parameters and input; learns nothing. Returns self."""
-        self._validate_params_()
+        self._check_params()
         as_volumes(X)
         return self
 
-    def _validate_params_(self) -> None:  # pragma: no cover - overridden
-        pass
+    def _check_params(self) -> None:
+        """The parameter constraints, then what they cannot express."""
+        self._validate_params()
 
     def transform(self, X) -> np.ndarray:
         """Transform volumes ``(n, C, D, H, W)``."""
-        self._validate_params_()
+        # these need no fit (requires_fit=False), so transform checks as well
+        self._check_params()
         return cached_per_volume(self, as_volumes(X), self._transform)
 
     def __sklearn_tags__(self):
@@ -75,9 +59,11 @@ class _StatelessVolumeTransformer(TransformerMixin, BaseEstimator):
 
 
 class _ShapedVolumeTransformer(_StatelessVolumeTransformer):
-    """Base for transforms with a ``shape`` parameter ``(D, H, W)``."""
+    """Base for transforms with a ``shape`` parameter ``(D, H, W)`` (three positive
+    ints: more than a constraint says, so ``_check_params`` checks it)."""
 
-    def _validate_params_(self):
+    def _check_params(self) -> None:
+        super()._check_params()
         self._target_shape()
 
     def _target_shape(self) -> tuple[int, int, int]:
@@ -104,8 +90,20 @@ class ColormapToIntensity(_StatelessVolumeTransformer):
     [0.0, 0.5, 1.0]
     """
 
+    _parameter_constraints: dict = {"colormap": [str]}
+
     def __init__(self, colormap: str = "hot"):
         self.colormap = colormap
+
+    def _check_params(self) -> None:
+        import matplotlib
+
+        super()._check_params()
+        if self.colormap not in matplotlib.colormaps:
+            raise ValueError(
+                "ColormapToIntensity colormap must be a matplotlib colormap name "
+                f"(e.g. 'hot', 'jet', 'gray'), got {self.colormap!r}"
+            )
 
     def _transform(self, X):
         if X.shape[1] != 3:
@@ -126,8 +124,21 @@ class ToGrayscale(_StatelessVolumeTransformer):
     weights : tuple of 3 floats, default=(0.299, 0.587, 0.114)
     """
 
+    _parameter_constraints: dict = {"weights": ["array-like"]}
+
     def __init__(self, weights: Sequence[float] = LUMA_WEIGHTS):
         self.weights = weights
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        try:
+            w = np.asarray(self.weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            w = np.empty(0)
+        if w.shape != (3,) or not np.isfinite(w).all():
+            raise ValueError(
+                f"ToGrayscale weights must be 3 numbers (R, G, B), got {self.weights!r}"
+            )
 
     def _transform(self, X):
         if X.shape[1] == 1:
@@ -153,6 +164,8 @@ class VolumeResizer(_ShapedVolumeTransformer):
     (2, 1, 4, 8, 8)
     """
 
+    _parameter_constraints: dict = {"shape": ["array-like"]}
+
     def __init__(self, shape: Sequence[int] = (32, 64, 64)):
         self.shape = shape
 
@@ -168,6 +181,8 @@ class CenterCrop(_ShapedVolumeTransformer):
     shape : tuple of 3 ints
         Output ``(D, H, W)``; each must be at most the input's.
     """
+
+    _parameter_constraints: dict = {"shape": ["array-like"]}
 
     def __init__(self, shape: Sequence[int] = (24, 48, 48)):
         self.shape = shape
@@ -219,6 +234,12 @@ class StriatumCrop(_ShapedVolumeTransformer):
     (2, 1, 10, 20, 20)
     """
 
+    _parameter_constraints: dict = {
+        "shape": ["array-like"],
+        "size": [Interval(Real, 0, 2, closed="right")],
+        "min_contrast": [Interval(Real, 0, None, closed="left")],
+    }
+
     def __init__(
         self,
         shape: Sequence[int] = (20, 40, 40),
@@ -228,11 +249,6 @@ class StriatumCrop(_ShapedVolumeTransformer):
         self.shape = shape
         self.size = size
         self.min_contrast = min_contrast
-
-    def _validate_params_(self):
-        super()._validate_params_()
-        if not (isinstance(self.size, (int, float)) and 0 < self.size <= 2):
-            raise ValueError(f"StriatumCrop size must be in (0, 2], got {self.size!r}")
 
     def _transform(self, X):
         shape = self._target_shape()
@@ -269,7 +285,11 @@ class IntensityNormalizer(TransformerMixin, BaseEstimator):
         ``(D, H, W)`` seen in ``fit``.
     """
 
-    _METHODS = ("minmax", "zscore", "percentile", "reference")
+    _parameter_constraints: dict = {
+        "method": [StrOptions({"minmax", "zscore", "percentile", "reference"})],
+        "percentiles": ["array-like"],
+        "reference_mask": ["array-like", None],
+    }
 
     def __init__(
         self, method: str = "reference", percentiles=(1.0, 99.0), reference_mask=None
@@ -280,15 +300,16 @@ class IntensityNormalizer(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Check parameters and fix the reference region for the input's shape."""
-        if self.method not in self._METHODS:
+        self._validate_params()
+        try:
+            lo, hi = (float(p) for p in self.percentiles)
+            valid = 0 <= lo < hi <= 100
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
             raise ValueError(
-                f"method must be one of {self._METHODS}, got {self.method!r}"
-            )
-        lo, hi = self.percentiles
-        if not 0 <= lo < hi <= 100:
-            raise ValueError(
-                f"percentiles must satisfy 0 <= low < high <= 100, got "
-                f"{self.percentiles!r}"
+                "IntensityNormalizer percentiles must be (low, high) with "
+                f"0 <= low < high <= 100, got {self.percentiles!r}"
             )
         X = as_volumes(X)
         self.volume_shape_ = X.shape[2:]

@@ -20,12 +20,14 @@ import time
 import warnings
 from collections.abc import Callable
 from functools import partial
+from numbers import Integral
 
 import numpy as np
 import optuna
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
@@ -33,7 +35,6 @@ from skorch.callbacks import Callback
 from spectclf.caching import per_volume_cache
 from spectclf.classifier import Spect3DClassifier
 from spectclf.exceptions import TuningError
-from spectclf.losses import CornLoss, corn_probabilities
 from spectclf.metrics import get_metric
 from spectclf.model_selection import make_partitions, out_of_fold, quiet_params
 from spectclf.patient_groups import fit_with_groups, require_groups, warn_ungrouped
@@ -142,11 +143,7 @@ class _EpochPruning(Callback):
             return
         with torch.no_grad():
             logits = net.forward(dataset_valid, training=False, device="cpu").float()
-        proba = (
-            corn_probabilities(logits)
-            if isinstance(net.criterion_, CornLoss)
-            else torch.softmax(logits, dim=1)
-        ).numpy()
+        proba = net.probabilities(logits).numpy()
         y = np.asarray([int(dataset_valid[i][1]) for i in range(len(dataset_valid))])
         value = soft_balanced_accuracy(y, proba)
         self.trial.report(value if self.maximise else 1.0 - value, len(net.history) - 1)
@@ -590,6 +587,18 @@ class TunedClassifier(ClassifierMixin, BaseEstimator):
 
     __metadata_request__fit = {"groups": True}
 
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict_proba"])],
+        "n_trials": [Interval(Integral, 1, None, closed="left")],
+        # what make_partitions takes: a number of folds or a splitter
+        "cv": [Interval(Integral, 2, None, closed="left"), HasMethods(["split"])],
+        "search_space": [callable, None],
+        "scoring": [str],  # a metric name, checked in fit (recall_stage_<s> too)
+        "pruner": [optuna.pruners.BasePruner, None],
+        # an int seed: it seeds Optuna's sampler too
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+    }
+
     def __init__(
         self,
         estimator,
@@ -615,6 +624,11 @@ class TunedClassifier(ClassifierMixin, BaseEstimator):
         Without ``groups`` every row is taken as its own patient, with a
         :class:`~spectclf.exceptions.PatientLeakageWarning`.
         """
+        self._validate_params()
+        try:
+            get_metric(self.scoring)
+        except ValueError as exc:
+            raise ValueError(f"TunedClassifier scoring: {exc}") from None
         X, y = validate_data(self, X, y, allow_nd=True, ensure_min_samples=2)
         check_classification_targets(y)
         if len(np.unique(y)) < 2:

@@ -1,4 +1,5 @@
-"""The user's jobs as functions: evaluate-and-report, train-and-save, predict, explain.
+"""The user's jobs as functions: evaluate-and-report, train-and-save, tune-and-save,
+predict, explain.
 
 Each function is what the matching ``spectclf`` command runs, so a Python user gets
 the same result as the command line. They take a loaded cohort (a Bunch from
@@ -21,12 +22,12 @@ from sklearn.base import clone
 from sklearn.utils import Bunch
 
 from spectclf.classifier import DEFAULT_MAX_EPOCHS
+from spectclf.colour import OFF_TABLE_THRESHOLD
 from spectclf.ensemble import UNCERTAINTY_THRESHOLD
 from spectclf.exceptions import UsageError
 from spectclf.explain import saliency
-from spectclf.io.colour import OFF_TABLE_THRESHOLD
+from spectclf.load_options import load_for_prediction, save_for_prediction
 from spectclf.metrics import stage_report
-from spectclf.model_io import load_model, save_model
 from spectclf.model_selection import evaluate, make_partitions, quiet_params
 from spectclf.patient_groups import final_estimator, fit_with_groups
 from spectclf.pipelines import make_default_pipeline, make_sbr_baseline
@@ -283,10 +284,8 @@ def evaluate_and_report(
             data.groups,
         )
         timing["final fit time (s)"] = round(time.perf_counter() - t0, 1)
-        model_file = save_model(
-            final,
-            out / "model.safetensors",
-            extra={"load": _saved_load_options(load_options, data)},
+        model_file = save_for_prediction(
+            final, out / "model.safetensors", data=data, load_options=load_options
         )
         facts["model file"] = model_file.name
         montage = _montage(final, data, verbose)
@@ -385,9 +384,7 @@ def train_and_save(
     _log(f"training on {len(data.y)} patients", verbose)
     t0 = time.perf_counter()
     fitted = fit_with_groups(estimator, data.X, data.y, data.groups)
-    path = save_model(
-        fitted, path, extra={"load": _saved_load_options(load_options, data)}
-    )
+    path = save_for_prediction(fitted, path, data=data, load_options=load_options)
     _log(f"saved to {path} ({time.perf_counter() - t0:.0f} s)", verbose)
     return Bunch(model=fitted, path=path)
 
@@ -411,8 +408,9 @@ def tune_and_save(
     study_name: str | None = None,
     timeout: float | None = None,
     random_state=0,
+    n_workers: int = 1,
+    worker_args: Sequence[str] | None = None,
     worker_id: int = 0,
-    other_workers: Sequence = (),
     refit: bool = True,
     verbose: int = 1,
 ) -> Bunch:
@@ -420,8 +418,9 @@ def tune_and_save(
     patients and save them with a JSON summary beside the model file.
 
     What ``spectclf tune`` runs. Several processes may work on one study
-    (``storage``); the one that refits waits for ``other_workers`` first, so the
-    best trial is chosen from the whole study.
+    (``storage``): ``n_workers - 1`` more local ones started here, and any started
+    elsewhere. The one that refits waits for its own workers first, so the best trial
+    is chosen from the whole study.
 
     Parameters
     ----------
@@ -432,10 +431,16 @@ def tune_and_save(
     model, model_options, load_options
         As in :func:`evaluate_and_report` (``"sbr"`` has nothing to tune).
     n_trials, cv, storage, study_name, timeout, random_state, worker_id
-        As in :func:`~spectclf.tune`.
-    other_workers : sequence of processes, default=()
-        Other workers on the same study (``subprocess.Popen``); waited for before
-        the refit, and terminated on Ctrl-C.
+        As in :func:`~spectclf.tune`. With ``n_workers > 1`` and no ``storage`` the
+        workers share :func:`default_study_storage` of ``path``.
+    n_workers : int, default=1
+        Local processes working on the study, this one included.
+    worker_args : sequence of str, default=None
+        Needed when ``n_workers > 1``: the arguments of a ``spectclf tune`` command
+        that runs this job (``["tune", "cohort/", "--trials", "40", ...]``). Each
+        extra worker runs them (``python -m spectclf.cli``) with the study's
+        storage, ``--worker-id k`` and ``--worker-only``: it loads the data itself
+        and only tunes. It is terminated on Ctrl-C.
     refit : bool, default=True
         False for a helper worker: tune only, save nothing.
     verbose : int, default=1
@@ -444,15 +449,35 @@ def tune_and_save(
     -------
     result : Bunch
         ``tune`` (its result), ``path`` and ``summary`` (the summary file) when
-        refit, else None for both; ``failed_workers`` (how many of
-        ``other_workers`` ended with an error).
+        refit, else None for both; ``storage`` (the study's, as used);
+        ``failed_workers`` (how many of the extra workers ended with an error).
+
+    See Also
+    --------
+    spectclf.tune : The search itself.
     """
     from spectclf.tuning import describe_trials, trial_counts, tune
 
     if model == "sbr":
         raise UsageError("tune searches CNN settings; use model 'cnn' or 'seed_cnn'")
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise UsageError(f"n_trials must be an int >= 1, got {n_trials!r}")
+    for name, value in (("n_trials", n_trials), ("n_workers", n_workers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"{name} must be an int >= 1, got {value!r}")
+    worker_args = list(worker_args or ())
+    if n_workers > 1:
+        if worker_args[:1] != ["tune"]:
+            raise UsageError(
+                f"n_workers={n_workers} needs worker_args: the arguments of a "
+                f"'spectclf tune' command that runs this job, got {worker_args!r}"
+            )
+        if storage is None:
+            storage = default_study_storage(path)
+            _log(f"{n_workers} workers share the study in {storage}", verbose)
+        if not isinstance(storage, str):
+            raise UsageError(
+                f"n_workers={n_workers} needs storage as a URL the worker processes "
+                f"can open, got {type(storage).__name__}"
+            )
     estimator = _as_estimator(model, model_options)
     kwargs = dict(
         n_trials=n_trials,
@@ -464,25 +489,27 @@ def tune_and_save(
         worker_id=worker_id,
         verbose=verbose,
     )
+    workers = _start_workers(worker_args, n_workers, storage)
     try:
         res = tune(estimator, data.X, data.y, data.groups, refit=False, **kwargs)
-        failed = sum(p.wait() != 0 for p in other_workers)
+        failed = sum(p.wait() != 0 for p in workers)
     except KeyboardInterrupt:
-        for p in other_workers:
+        for p in workers:
             p.terminate()
         raise
     if failed:
         _log(
             f"{failed} worker(s) ended with an error; their trials are retried", verbose
         )
+    result = Bunch(
+        tune=res, path=None, summary=None, storage=storage, failed_workers=failed
+    )
     if not refit:
-        return Bunch(tune=res, path=None, summary=None, failed_workers=failed)
+        return result
     # every worker has stopped: refit the study's best parameters once
     res = tune(estimator, data.X, data.y, data.groups, **kwargs)
-    path = save_model(
-        res.best_estimator,
-        path,
-        extra={"load": _saved_load_options(load_options, data)},
+    path = save_for_prediction(
+        res.best_estimator, path, data=data, load_options=load_options
     )
     text = json.dumps(
         {
@@ -498,34 +525,24 @@ def tune_and_save(
     summary = write_atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
     _log(f"trials: {describe_trials(res.study)}", verbose)
     _log(f"best balanced accuracy {res.best_score:.3f}; model saved to {path}", verbose)
-    return Bunch(tune=res, path=path, summary=summary, failed_workers=failed)
+    result.update(tune=res, path=path, summary=summary)
+    return result
 
 
-def _saved_load_options(load_options: dict | None, data) -> dict:
-    """How a model file reads new patients: the load options, with the colormap as
-    resolved on the training data. Read back by :func:`_load_for_prediction`."""
-    options = dict(load_options or {})
-    if data.get("colormap"):
-        mixed = len(set(data.get("colormaps", [data.colormap]))) > 1
-        # a cohort pooled from sites keeps detecting each new patient's map
-        options["colormap"] = "auto" if mixed else data.colormap
-    return options
+def _start_workers(worker_args: list[str], n_workers: int, storage) -> list:
+    """Start ``n_workers - 1`` more ``spectclf tune`` processes on the study."""
+    import subprocess
 
-
-def _load_for_prediction(model_file, data_dir, trust_pickle, colormap=None):
-    from spectclf.io import load_patient_folders
-
-    bundle = load_model(model_file, trust_pickle=trust_pickle)
-    options = dict(bundle.extra.get("load", {}))
-    if colormap is not None:
-        if options.get("color", "colormap") != "colormap":
-            raise UsageError(
-                f"{model_file} reads slices as {options['color']!r}, not through a "
-                f"colormap: colormap={colormap!r} does not apply"
-            )
-        options["colormap"] = colormap
-    data = load_patient_folders(data_dir, **options)
-    return bundle.model, data
+    # a flag given twice takes its last value: the helpers open this study, start no
+    # workers of their own and save nothing
+    tail = ["--storage", storage, "--workers", "1"]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "spectclf.cli", *worker_args, *tail]
+            + ["--worker-id", str(k), "--worker-only"]
+        )
+        for k in range(1, n_workers)
+    ]
 
 
 def predict_patients(
@@ -568,7 +585,9 @@ def predict_patients(
         ``check`` ("yes" for an uncertain prediction or colours far off the
         colormap) and ``csv`` (or None); the CSV has the same columns.
     """
-    model, data = _load_for_prediction(model_file, data_dir, trust_pickle, colormap)
+    model, data = load_for_prediction(
+        model_file, data_dir, trust_pickle=trust_pickle, colormap=colormap
+    )
     proba = model.predict_proba(data.X)
     classes = np.asarray(model.classes_)
     if hasattr(model, "predict_uncertainty"):
@@ -631,7 +650,7 @@ def explain_patients(
     """
     from spectclf.plotting import plot_stage_montage
 
-    model, data = _load_for_prediction(model_file, data_dir, trust_pickle)
+    model, data = load_for_prediction(model_file, data_dir, trust_pickle=trust_pickle)
     if not hasattr(final_estimator(model), "module_"):
         raise UsageError("explain needs a CNN model (not the SBR baseline)")
     pred = model.predict(data.X)

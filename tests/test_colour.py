@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spectclf import load_slice_folders, make_spect_phantoms, write_slice_folders
-from spectclf.io.colour import detect_colormap, invert_colormap
+from spectclf.colour import detect_colormap, invert_colormap
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_residual_measures_distance_to_the_table():
 
 
 def test_auto_leaves_out_maps_that_cannot_encode_intensity():
-    from spectclf.io.colour import auto_candidates
+    from spectclf.colour import auto_candidates
 
     names = set(auto_candidates())
     # periodic, cyclic and qualitative maps repeat colours: no intensity reads back
@@ -110,7 +110,7 @@ def test_jpeg_hot_slices_are_read_as_hot(phantoms_30, tmp_path):
 
 @pytest.mark.parametrize("canvas", [(0, 0, 0), (255, 255, 255)])
 def test_black_or_white_canvas_reads_as_zero(phantoms_30, tmp_path, canvas):
-    from spectclf.io.colour import colormap_lut
+    from spectclf.colour import colormap_lut
 
     d = phantoms_30
     write_slice_folders(d.X, d.y, d.groups, tmp_path / "plain", colormap="hot")

@@ -57,7 +57,7 @@ def test_scale_invariant_and_errors(cohort):
         SBRFeatures().fit(np.zeros((2, 3, 8, 8, 8)))
     with pytest.raises(ValueError, match="empty"):
         SBRFeatures(regions="fixed").fit(np.zeros((2, 1, 4, 4, 4)))
-    with pytest.raises(ValueError, match="regions must be"):
+    with pytest.raises(ValueError, match="'regions' parameter of SBRFeatures"):
         SBRFeatures(regions="atlas").fit(cohort.X[:2])
 
 
@@ -92,7 +92,7 @@ def test_reference_is_occipital_unless_the_field_of_view_is_cut(cohort):
             [whole[:4], np.pad(slab[4:], [(0, 0)] * 2 + [(0, 11), (0, 0), (0, 0)])]
         )
         SBRFeatures().fit(whole).transform(mixed)
-    with pytest.raises(ValueError, match="reference must be"):
+    with pytest.raises(ValueError, match="'reference' parameter of SBRFeatures"):
         SBRFeatures(reference="cortex").fit(whole)
     # a 0.2 model file's parameter still loads, with a warning
     with pytest.warns(FutureWarning, match="block_shape"):
@@ -118,5 +118,5 @@ def test_geometry_auto_follows_the_anatomy_of_the_volumes(cohort):
     assert np.all((putamen > 1.4) & (putamen <= 2.0)), putamen
     canonical = SBRFeatures(geometry="canonical").fit_transform(real)[:, 2]
     assert np.all(canonical < putamen - 0.2), canonical
-    with pytest.raises(ValueError, match="geometry must be"):
+    with pytest.raises(ValueError, match="'geometry' parameter of SBRFeatures"):
         SBRFeatures(geometry="mni").fit(phantoms)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spectclf.io.colour import colormap_lut
+from spectclf.colour import colormap_lut
 
 
 def draw_overlays(

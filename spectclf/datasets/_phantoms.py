@@ -9,7 +9,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from sklearn.utils import Bunch, check_random_state
 
-from spectclf.io.colour import colormap_lut
+from spectclf.colour import colormap_lut
 from spectclf.regions import (
     CANONICAL_STRUCTURES,
     STRIATUM_CENTRE,

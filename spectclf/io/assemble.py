@@ -1,4 +1,5 @@
-"""Assembling a cohort: the library's one resampler, stacking and the result Bunch."""
+"""Assembling a cohort: resampling to one grid (with :mod:`spectclf.arrays`'
+resampler), stacking and the result Bunch."""
 
 from __future__ import annotations
 
@@ -8,45 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.utils import Bunch
 
+from spectclf.arrays import check_shape3, resample_volumes
 from spectclf.exceptions import SpectDataError
 
-__all__ = ["check_shape3", "make_bunch", "resample_volumes", "stack_volumes"]
-
-
-def check_shape3(shape, name: str) -> tuple[int, int, int]:
-    """``shape`` as three positive ints ``(D, H, W)``, or a ValueError naming ``name``."""
-    try:
-        out = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        out = ()
-    if len(out) != 3 or min(out) < 1:
-        raise ValueError(f"{name} must be three positive ints (D, H, W), got {shape!r}")
-    return out
-
-
-def resample_volumes(
-    X: np.ndarray, shape: Sequence[int], chunk: int = 32
-) -> np.ndarray:
-    """Trilinear resampling of ``(n, C, D, H, W)`` to ``(n, C, *shape)``, float32.
-
-    The one resampler of the library (loaders and :class:`~spectclf.VolumeResizer`):
-    torch's trilinear interpolation with ``align_corners=False``, so voxel centres
-    keep their physical positions; ``chunk`` volumes at a time bound the memory.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    shape = check_shape3(shape, "shape")
-    X = np.asarray(X, dtype=np.float32)
-    if X.shape[2:] == shape:
-        return X
-    out = np.empty((*X.shape[:2], *shape), dtype=np.float32)
-    for start in range(0, len(X), chunk):
-        block = torch.from_numpy(np.ascontiguousarray(X[start : start + chunk]))
-        out[start : start + chunk] = F.interpolate(
-            block, size=shape, mode="trilinear", align_corners=False
-        ).numpy()
-    return out
+__all__ = ["centre_fit", "make_bunch", "stack_volumes", "to_spacing"]
 
 
 def to_spacing(

@@ -1,7 +1,7 @@
 """Slice-image folders: one folder of coronal slice images per patient.
 
 Images are decoded with Pillow into one of two forms (grayscale in [0, 1], or 8-bit
-RGB), then turned into intensity by :mod:`spectclf.io.colour`.
+RGB), then turned into intensity by :mod:`spectclf.colour`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from typing import Literal
 import numpy as np
 from sklearn.utils import Bunch
 
-from spectclf.exceptions import SpectDataError
-from spectclf.io.assemble import make_bunch, stack_volumes
-from spectclf.io.colour import (
+from spectclf.colour import (
     CANVAS_TOLERANCE,
     DEFAULT_COLOR,
     DEFAULT_COLORMAP,
@@ -29,6 +27,8 @@ from spectclf.io.colour import (
     invert_colormap,
     to_intensity,
 )
+from spectclf.exceptions import SpectDataError
+from spectclf.io.assemble import make_bunch, stack_volumes
 from spectclf.io.layout import (
     IMAGE_EXTENSIONS,
     ProblemLog,
@@ -320,7 +320,7 @@ def load_slice_folders(
     colormap : str, default="auto"
         Matplotlib colormap the slices were rendered with, or ``"auto"``: the
         colormap whose table best explains the cohort's colours
-        (:func:`spectclf.io.colour.detect_colormap`). Either way, patients whose
+        (:func:`spectclf.colour.detect_colormap`). Either way, patients whose
         colours lie far off the table are named in a warning.
     target_shape : tuple of 3 ints, default=None
         ``(D, H, W)`` to resample every volume to (trilinear). If None, all patients

@@ -10,14 +10,9 @@ from typing import Literal
 import numpy as np
 from sklearn.utils import Bunch
 
+from spectclf.arrays import check_shape3
 from spectclf.exceptions import SpectDataError
-from spectclf.io.assemble import (
-    centre_fit,
-    check_shape3,
-    make_bunch,
-    stack_volumes,
-    to_spacing,
-)
+from spectclf.io.assemble import centre_fit, make_bunch, stack_volumes, to_spacing
 from spectclf.io.layout import (
     ProblemLog,
     check_unique_patients,
