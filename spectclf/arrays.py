@@ -110,7 +110,8 @@ def resample_box(
 
     Returns
     -------
-    block : ndarray of shape (C, *shape), float32
+    block : ndarray of shape (C, D', H', W'), float32
+        ``(D', H', W')`` is ``shape``.
     """
     from scipy.ndimage import map_coordinates
 
