@@ -1,8 +1,8 @@
 """``Spect3DClassifier``: a 3-D CNN behind the scikit-learn classifier contract.
 
 The estimator is orchestration only: it validates its parameters and input, encodes
-labels, holds out whole patients for validation, has :func:`spectclf._skorch_net.
-build_net` assemble and train the skorch net, and calibrates afterwards
+labels, holds out whole patients for validation, has ``_skorch_net.build_net``
+assemble the skorch net, trains it, and calibrates afterwards
 (:mod:`spectclf.calibration`). Each loss is an object of :mod:`spectclf.losses`; input
 shapes follow :func:`spectclf.arrays.as_volumes`. Wrapping (rather than subclassing
 skorch) keeps ``__init__`` free of logic and lets every scikit-learn estimator check
