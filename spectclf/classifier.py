@@ -35,7 +35,7 @@ from spectclf.arrays import as_volumes
 from spectclf.augment import VolumeAugmenter
 from spectclf.calibration import TemperatureScaling
 from spectclf.exceptions import TrainingDivergedError
-from spectclf.losses import LOSSES, Loss, get_loss
+from spectclf.losses import LOSSES, Loss
 from spectclf.patient_groups import validation_patients
 
 __all__ = ["SWA_LR_FACTOR", "SWA_START", "Spect3DClassifier"]
@@ -354,7 +354,7 @@ class Spect3DClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         self.net_, self.module_, self.history_ = net, net.module_, net.history
         self.temperature_ = 1.0
         if self.calibration == "temperature":
-            scaling = TemperatureScaling(get_loss(self.criterion).probabilities)
+            scaling = TemperatureScaling(self.net_.probabilities)
             logits = self._logits(X[valid_idx])
             self.temperature_ = scaling.fit(logits, y_enc[valid_idx]).temperature_
         return self
@@ -395,7 +395,7 @@ class Spect3DClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n, n_classes)
         """
         X = self.check_volumes(X)
-        scaling = TemperatureScaling(get_loss(self.criterion).probabilities)
+        scaling = TemperatureScaling(self.net_.probabilities)
         proba = scaling.transform(self._logits(X), getattr(self, "temperature_", 1.0))
         if not np.isfinite(proba).all():
             raise TrainingDivergedError(
