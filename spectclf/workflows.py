@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.utils import Bunch
 
@@ -408,6 +409,7 @@ def tune_and_save(
     study_name: str | None = None,
     timeout: float | None = None,
     random_state=0,
+    epoch_pruning: bool = False,
     n_workers: int = 1,
     worker_args: Sequence[str] | None = None,
     worker_id: int = 0,
@@ -430,11 +432,14 @@ def tune_and_save(
         Model file; the summary is written to ``path`` with suffix ``.json``.
     model, model_options, load_options
         As in :func:`evaluate_and_report` (``"sbr"`` has nothing to tune).
-    n_trials, cv, storage, study_name, timeout, random_state, worker_id
+    n_trials, cv, storage, study_name, timeout, random_state, epoch_pruning, worker_id
         As in :func:`~spectclf.tune`. With ``n_workers > 1`` and no ``storage`` the
         workers share :func:`default_study_storage` of ``path``.
     n_workers : int, default=1
-        Local processes working on the study, this one included.
+        Local processes working on the study, this one included. The torch threads
+        of this process are divided among them (``torch.get_num_threads() //
+        n_workers`` each, at least one): on a machine whose cores one fit cannot
+        keep busy, trials run side by side (``python -m benchmarks.tuning_workers``).
     worker_args : sequence of str, default=None
         Needed when ``n_workers > 1``: the arguments of a ``spectclf tune`` command
         that runs this job (``["tune", "cohort/", "--trials", "40", ...]``). Each
@@ -486,10 +491,16 @@ def tune_and_save(
         study_name=study_name,
         timeout=timeout,
         random_state=random_state,
+        epoch_pruning=epoch_pruning,
         worker_id=worker_id,
         verbose=verbose,
     )
-    workers = _start_workers(worker_args, n_workers, storage)
+    # the cores are divided among the local workers (benchmarks.tuning_workers:
+    # n processes each taking every core as torch threads oversubscribe them)
+    threads = max(1, torch.get_num_threads() // n_workers)
+    workers = _start_workers(worker_args, n_workers, storage, threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         res = tune(estimator, data.X, data.y, data.groups, refit=False, **kwargs)
         failed = sum(p.wait() != 0 for p in workers)
@@ -497,6 +508,8 @@ def tune_and_save(
         for p in workers:
             p.terminate()
         raise
+    finally:
+        torch.set_num_threads(before)
     if failed:
         _log(
             f"{failed} worker(s) ended with an error; their trials are retried", verbose
@@ -529,9 +542,18 @@ def tune_and_save(
     return result
 
 
-def _start_workers(worker_args: list[str], n_workers: int, storage) -> list:
-    """Start ``n_workers - 1`` more ``spectclf tune`` processes on the study."""
+def _start_workers(
+    worker_args: list[str], n_workers: int, storage, threads: int
+) -> list:
+    """Start ``n_workers - 1`` more ``spectclf tune`` processes on the study, each
+    with ``threads`` torch threads."""
     import subprocess
+
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
 
     # a flag given twice takes its last value: the helpers open this study, start no
     # workers of their own and save nothing
@@ -539,7 +561,8 @@ def _start_workers(worker_args: list[str], n_workers: int, storage) -> list:
     return [
         subprocess.Popen(
             [sys.executable, "-m", "spectclf.cli", *worker_args, *tail]
-            + ["--worker-id", str(k), "--worker-only"]
+            + ["--worker-id", str(k), "--worker-only"],
+            env=env,
         )
         for k in range(1, n_workers)
     ]

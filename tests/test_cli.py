@@ -261,6 +261,25 @@ def test_tune_command(cohort_dir, tmp_path):
     assert summary["trials"] == 2
 
 
+@pytest.mark.parametrize("flag, expected", [([], False), (["--epoch-pruning"], True)])
+def test_tune_command_prunes_by_epoch_only_when_asked(
+    cohort_dir, tmp_path, monkeypatch, flag, expected
+):
+    import spectclf.tuning
+
+    seen, real_tune = [], spectclf.tuning.tune
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["epoch_pruning"])
+        return real_tune(*args, **kwargs)
+
+    monkeypatch.setattr(spectclf.tuning, "tune", spy)
+    out = tmp_path / "tuned.safetensors"
+    argv = ["tune", str(cohort_dir), "--trials", "1", "--cv", "2", "--out", str(out)]
+    assert main([*argv, *flag, *TINY]) == 0
+    assert seen and set(seen) == {expected}  # the study, then the refit of its best
+
+
 def test_tune_command_with_two_workers_shares_a_sqlite_study(
     cohort_dir, tmp_path, capfd
 ):

@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 
 from spectclf import Spect3DClassifier, tune
 from spectclf.exceptions import PatientLeakageError, TuningError
+from spectclf.tuning import default_pruner
 
 
 def _data(seed=0):
@@ -256,6 +257,7 @@ def test_first_fold_reports_every_epoch_on_held_out_training_patients(small_phan
             verbose=0,
             refit=False,
             pruner=optuna.pruners.NopPruner(),
+            epoch_pruning=True,
         )
     finally:
         Spect3DClassifier.fit = original
@@ -297,6 +299,7 @@ def test_a_pruned_trial_stops_inside_the_first_fold(small_phantoms):
                 study_name="s",
                 # every score is below 2: pruned as soon as warm-up (2 epochs) ends
                 pruner=optuna.pruners.ThresholdPruner(lower=2.0, n_warmup_steps=2),
+                epoch_pruning=True,
             )
     finally:
         Spect3DClassifier.fit = original
@@ -304,3 +307,88 @@ def test_a_pruned_trial_stops_inside_the_first_fold(small_phantoms):
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert sorted(trial.intermediate_values) == [0, 1, 2]  # epochs 1-3 of fold 1
     assert len(fits) == 1  # no second fold was fitted
+
+
+def _steps_until_pruned(pruner, earlier: list[float], values, n_steps: int):
+    """Tell one complete trial per value of ``earlier`` (that value at every step),
+    then report ``values(step)`` at every step of a new trial: the first step at
+    which the pruner stops it, or None."""
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for v in earlier:
+        t = study.ask()
+        for step in range(n_steps):
+            t.report(v, step)
+            t.should_prune()  # successive halving records its rungs here
+        study.tell(t, v)
+    t = study.ask()
+    for step in range(n_steps):
+        t.report(values(step), step)
+        if t.should_prune():
+            return step
+    return None
+
+
+@pytest.mark.parametrize("epochs, first_rung", [(10, 2), (30, 6), (3, 1)])
+def test_default_pruner_judges_first_at_a_fifth_of_the_epochs(epochs, first_rung):
+    earlier = [0.5, 0.6, 0.7]
+
+    def stop(values):
+        return _steps_until_pruned(default_pruner(epochs), earlier, values, epochs)
+
+    # the worst trial so far is stopped at the first rung, not before
+    assert stop(lambda step: 0.1) == first_rung
+    # the best one runs every epoch
+    assert stop(lambda step: 0.9) is None
+    # one that falls to the bottom after the first rung is stopped at the second,
+    # three times later
+    if 3 * first_rung < epochs:
+        assert (
+            stop(lambda step: 0.9 if step < 3 * first_rung else 0.1) == 3 * first_rung
+        )
+
+
+def test_default_pruner_on_fold_scores_waits_for_five_trials_and_two_folds():
+    earlier = [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert _steps_until_pruned(default_pruner(), earlier, lambda s: 0.1, 3) == 1
+    assert _steps_until_pruned(default_pruner(), earlier[:4], lambda s: 0.1, 3) is None
+
+
+def _one_trial(d, **kwargs):
+    """A one-trial, 2-fold study of a 3-epoch classifier on ``d``."""
+    clf = Spect3DClassifier(max_epochs=3, batch_size=4, random_state=0, verbose=0)
+    return tune(
+        clf, d.X, d.y, d.groups, n_trials=1, cv=2, random_state=0, verbose=0,
+        refit=False, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("epoch_pruning, expected", [(True, 3), (False, None)])
+def test_tune_sizes_its_default_pruner_to_what_is_reported(
+    small_phantoms, monkeypatch, epoch_pruning, expected
+):
+    import spectclf.tuning as tuning
+
+    asked = []
+
+    def spy(max_epochs=None):
+        asked.append(max_epochs)
+        return optuna.pruners.NopPruner()
+
+    monkeypatch.setattr(tuning, "default_pruner", spy)
+    res = _one_trial(small_phantoms, epoch_pruning=epoch_pruning)
+    # the first fold's epochs, or None for fold scores only
+    assert asked == [expected]
+    steps = sorted(res.study.trials[0].intermediate_values)
+    assert steps == ([0, 1, 2, 3, 4] if epoch_pruning else [0, 1])
+
+
+def test_tune_prunes_after_whole_folds_by_default(small_phantoms):
+    res = _one_trial(small_phantoms)
+    assert sorted(res.study.trials[0].intermediate_values) == [0, 1]
+    assert isinstance(res.study.pruner, optuna.pruners.MedianPruner)
+
+
+def test_tune_refuses_an_unknown_epoch_pruning(small_phantoms):
+    d = small_phantoms
+    with pytest.raises(TypeError, match="epoch_pruning must be True or False"):
+        tune(Spect3DClassifier(), d.X, d.y, d.groups, epoch_pruning="yes")

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import optuna
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import Bunch
 
@@ -64,11 +65,12 @@ def test_tune_and_save_saves_the_best_trial_and_its_summary(cohort, tmp_path):
 def test_tune_and_save_starts_helper_workers_on_one_study(
     cohort, tmp_path, monkeypatch
 ):
-    started, real_popen = [], subprocess.Popen
+    started, envs, real_popen = [], [], subprocess.Popen
 
     class Helper:  # a helper worker that tunes nothing; the second one fails
-        def __init__(self, cmd, *args, **kwargs):
+        def __init__(self, cmd, *args, env=None, **kwargs):
             started.append(cmd)
+            envs.append(env)
             self.code = int(len(started) == 2)
 
         def wait(self):
@@ -76,10 +78,14 @@ def test_tune_and_save_starts_helper_workers_on_one_study(
 
     def popen(cmd, *args, **kwargs):
         if "spectclf.cli" in cmd:
-            return Helper(cmd)
+            return Helper(cmd, **kwargs)
         return real_popen(cmd, *args, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", popen)
+    # a six-core machine (the thread counts are only recorded, never set)
+    set_threads = []
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 6)
+    monkeypatch.setattr(torch, "set_num_threads", set_threads.append)
     argv = ["tune", "cohort", "--trials", "1", "--workers", "3", "--out", "t"]
     res = tune_and_save(
         cohort,
@@ -100,6 +106,9 @@ def test_tune_and_save_starts_helper_workers_on_one_study(
         args = build_parser().parse_args(cmd[3:])
         assert (args.storage, args.workers, args.worker_id) == (storage, 1, k)
         assert args.worker_only and args.trials == 1 and args.data_dir == "cohort"
+    # six cores, three workers: two torch threads each, helpers and this process
+    assert [e["OMP_NUM_THREADS"] for e in envs] == ["2", "2"]
+    assert set_threads == [2, 6]  # this process's, restored after the study
     study = optuna.load_study(study_name="spectclf", storage=storage)
     assert len(study.trials) == 1
     assert json.loads(res.summary.read_text())["trials"] == 1

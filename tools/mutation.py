@@ -439,6 +439,41 @@ MUTATIONS = [
         "",
         "tests/test_parameter_validation.py -k StriatumCrop",
     ),
+    (
+        "the default pruner's first rung ignores the number of epochs",
+        "spectclf/tuning.py",
+        "min_resource=max(1, round(max_epochs / 5))",
+        "min_resource=2",
+        "tests/test_tuning.py -k default_pruner_judges",
+    ),
+    (
+        "the default pruner keeps the best half instead of the best third",
+        "spectclf/tuning.py",
+        "round(max_epochs / 5)), reduction_factor=3",
+        "round(max_epochs / 5)), reduction_factor=2",
+        "tests/test_tuning.py -k default_pruner_judges",
+    ),
+    (
+        "tune builds its default pruner without the first fold's epochs",
+        "spectclf/tuning.py",
+        "pruner=pruner or default_pruner(first_fold_epochs)",
+        "pruner=pruner or default_pruner()",
+        "tests/test_tuning.py -k sizes_its_default_pruner",
+    ),
+    (
+        "tune prunes within the first fold by default",
+        "spectclf/tuning.py",
+        "    epoch_pruning: bool = False,",
+        "    epoch_pruning: bool = True,",
+        "tests/test_tuning.py -k by_default",
+    ),
+    (
+        "tune_and_save's helper workers take every core",
+        "spectclf/workflows.py",
+        "threads = max(1, torch.get_num_threads() // n_workers)",
+        "threads = torch.get_num_threads()",
+        "tests/test_workflows.py -k starts_helper_workers",
+    ),
 ]
 
 
