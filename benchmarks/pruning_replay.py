@@ -356,7 +356,9 @@ def main(argv=None):
     for sig, rho in quality.items():
         print(f"  {sig:9s} " + " ".join(f"{r:+.2f}" for r in rho))
     table = summarise(paths, args.signals, args.pruners)
-    print(f"{len(paths)} seeds; speed-up and score against 0.2's per-fold median(5, 1)")
+    print(
+        f"{len(paths)} seeds; against the default: pruning after whole folds, MedianPruner(5, 1)"
+    )
     for row in table:
         print(
             f"{row['signal']:9s} {row['pruner']:26s} x{row['geo_speedup']:.2f} "

@@ -461,6 +461,20 @@ MUTATIONS = [
         "tests/test_tuning.py -k sizes_its_default_pruner",
     ),
     (
+        "the first fold's epoch reports never stop a trial",
+        "spectclf/tuning.py",
+        'raise optuna.TrialPruned(f"pruned after epoch {len(net.history)}")',
+        "pass",
+        "tests/test_tuning.py -k pruned_trial_stops_inside",
+    ),
+    (
+        "the pruner replay charges a pruned trial its whole time",
+        "benchmarks/pruning_replay.py",
+        "cost += stopped",
+        "cost += wall",
+        "tests/test_pruning_replay.py",
+    ),
+    (
         "tune prunes within the first fold by default",
         "spectclf/tuning.py",
         "    epoch_pruning: bool = False,",
