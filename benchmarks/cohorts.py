@@ -1,6 +1,7 @@
 """The robustness cohorts: knob sets of the library's phantom generator and kinds of
 the independent one, written once as slice folders and read back with the library's
-default loader (used by ``robustness`` and ``flip_tta``)."""
+default loader (used by ``robustness`` and ``flip_tta``); and the small phantom cohort
+of the tuning benchmarks (``tuning_speed``, ``pruning_replay``, ``tuning_workers``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import shutil
 from pathlib import Path
 
 from benchmarks.independent_cohorts import KINDS, generate
-from spectclf import load_slice_folders, make_spect_phantoms, write_slice_folders
+from spectclf import (
+    load_slice_folders,
+    make_default_pipeline,
+    make_spect_phantoms,
+    write_slice_folders,
+)
 from spectclf.datasets import draw_overlays
 
 COHORTS = {
@@ -57,6 +63,14 @@ DEFAULT_COHORTS = ("whole_head", "slab_90mm", "shifted_zoomed", "jet_jpeg")
 N_PER_STAGE, SHAPE = (50, 50, 50, 15), (30, 64, 64)
 #: the same for ``--quick``
 QUICK_N_PER_STAGE, QUICK_SHAPE = (8, 8, 8, 5), (16, 32, 32)
+
+
+def tuning_cohort(seed: int, *, patients=(14, 14, 14, 8), epochs: int = 10):
+    """The tuning benchmarks' phantoms (24x48x48, ``patients`` per stage) and the
+    default pipeline trained for ``epochs``, both seeded by ``seed``."""
+    d = make_spect_phantoms(tuple(patients), shape=(24, 48, 48), random_state=seed)
+    pipe = make_default_pipeline(random_state=seed).set_params(clf__max_epochs=epochs)
+    return d, pipe
 
 
 def cohort_key(cohort: str, seed: int) -> str:

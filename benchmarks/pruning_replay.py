@@ -36,7 +36,8 @@ import optuna
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 import spectclf.tuning as tuning
-from spectclf import make_default_pipeline, make_spect_phantoms, tune
+from benchmarks.cohorts import tuning_cohort
+from spectclf import tune
 from spectclf.caching import per_volume_cache
 from spectclf.model_selection import out_of_fold, quiet_params
 
@@ -53,13 +54,6 @@ class _Clock(optuna.pruners.BasePruner):
     def prune(self, study, trial) -> bool:
         self.times[(trial.number, trial.last_step)] = time.time()
         return False
-
-
-def cohort(seed: int, patients=(14, 14, 14, 8)):
-    """The benchmark cohort and pipeline of :mod:`benchmarks.tuning_speed`."""
-    d = make_spect_phantoms(tuple(patients), shape=(24, 48, 48), random_state=seed)
-    pipe = make_default_pipeline(random_state=seed).set_params(clf__max_epochs=10)
-    return d, pipe
 
 
 def _plain_row(t, clock, seen, epochs, d, pipe, seed, folds) -> dict:
@@ -104,7 +98,7 @@ def _plain_row(t, clock, seen, epochs, d, pipe, seed, folds) -> dict:
 
 def record(seed: int, trials: int, folds: int, out: Path, patients) -> Path:
     """One unpruned study and the plain CV of each of its parameter sets."""
-    d, pipe = cohort(seed, patients)
+    d, pipe = tuning_cohort(seed, patients=patients)
     clock, seen = _Clock(), []
     soft = tuning.soft_balanced_accuracy
 
@@ -125,6 +119,7 @@ def record(seed: int, trials: int, folds: int, out: Path, patients) -> Path:
             refit=False,
             verbose=0,
             pruner=clock,
+            epoch_pruning=True,  # the first fold's per-epoch reports are the point
         )
     finally:
         tuning.soft_balanced_accuracy = soft
@@ -134,9 +129,9 @@ def record(seed: int, trials: int, folds: int, out: Path, patients) -> Path:
         for t in res.study.trials:
             rows.append(_plain_row(t, clock, seen, epochs, d, pipe, seed, folds))
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"seed{seed}.json"
+    path = out / f"seed{seed}.json.gz"  # what load and replay read
     meta = {"seed": seed, "epochs": epochs, "patients": list(patients), "folds": folds}
-    path.write_text(json.dumps({**meta, "trials": rows}))
+    path.write_bytes(gzip.compress(json.dumps({**meta, "trials": rows}).encode()))
     return path
 
 
@@ -254,9 +249,10 @@ def candidates(epochs: int) -> dict:
     return out
 
 
-def summarise(paths, signals=("soft",), only=None) -> list[dict]:
+def summarise(seeds, signals=("soft",), only=None) -> list[dict]:
+    """Every candidate pruner replayed on every seed's curves (``load``), against
+    pruning after whole folds."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seeds = [load(p) for p in paths]
     refs = [replay(c, optuna.pruners.MedianPruner(5, 1), per_fold=True) for c in seeds]
     table = []
     for sig in signals:
@@ -285,13 +281,12 @@ def summarise(paths, signals=("soft",), only=None) -> list[dict]:
     return table
 
 
-def signal_quality(paths, signals) -> dict:
+def signal_quality(seeds, signals) -> dict:
     """Spearman correlation, per epoch, of each signal with the trials' plain-CV
-    score (mean over seeds): how well an epoch's report predicts what a trial is
-    worth."""
+    score (mean over the seeds' curves): how well an epoch's report predicts what a
+    trial is worth."""
     from scipy.stats import spearmanr
 
-    seeds = [load(p) for p in paths]
     out = {}
     for sig in signals:
         f = SIGNALS[sig] or tuning.soft_balanced_accuracy
@@ -351,11 +346,12 @@ def main(argv=None):
     paths = sorted(args.curves.glob("seed*.json.gz"), key=lambda p: int(p.name[4:-8]))
     if args.seeds:
         paths = [p for p in paths if int(p.name[4:-8]) in args.seeds]
-    quality = signal_quality(paths, args.signals)
+    seeds = [load(p) for p in paths]
+    quality = signal_quality(seeds, args.signals)
     print("Spearman of each epoch's report with the trial's plain-CV score:")
     for sig, rho in quality.items():
         print(f"  {sig:9s} " + " ".join(f"{r:+.2f}" for r in rho))
-    table = summarise(paths, args.signals, args.pruners)
+    table = summarise(seeds, args.signals, args.pruners)
     print(
         f"{len(paths)} seeds; against the default: pruning after whole folds, MedianPruner(5, 1)"
     )

@@ -5,8 +5,8 @@ default pipeline, on the same phantom cohort and patient partitions, run up to f
 ways: ``before``, as 0.2 ran it (a median pruner fed after each fold,
 ``MedianPruner(5, 1)``, preprocessing recomputed in every fold); ``cache``, the same
 with the per-volume preprocessing cache (:mod:`spectclf.caching`): no within-fold
-pruning, everything else as now; ``default``, :func:`spectclf.tune` as it is (on
-this 50-patient cohort ``epoch_pruning="auto"`` prunes after whole folds only);
+pruning, everything else as now; ``default``, :func:`spectclf.tune` as it is (which
+now prunes after whole folds only, like ``cache``);
 ``epoch``, epoch pruning in the first fold forced, with the default pruner;
 ``median``, the same with ``MedianPruner(3, 4)`` (the default of the first 0.3
 builds). The first way listed is the reference of the speed-ups. Printed and stored
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from spectclf import make_default_pipeline, make_spect_phantoms, tune
+from benchmarks.cohorts import tuning_cohort
+from spectclf import tune
 from spectclf.caching import no_per_volume_cache
 from spectclf.model_selection import out_of_fold, quiet_params
 from spectclf.tuning import trial_counts
@@ -50,10 +51,7 @@ def main(argv=None) -> dict:
         "the first is the reference of the speed-ups",
     )
     args = p.parse_args(argv)
-    d = make_spect_phantoms((14, 14, 14, 8), shape=(24, 48, 48), random_state=args.seed)
-    pipe = make_default_pipeline(random_state=args.seed).set_params(
-        clf__max_epochs=args.epochs
-    )
+    d, pipe = tuning_cohort(args.seed, epochs=args.epochs)
     per_fold = dict(
         epoch_pruning=False,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),

@@ -22,13 +22,13 @@ from pathlib import Path
 import optuna
 import torch
 
-from spectclf import make_default_pipeline, make_spect_phantoms, tune
+from benchmarks.cohorts import tuning_cohort
+from spectclf import tune
 
 
 def _worker(storage: str, trials: int, threads: int, worker_id: int, epochs: int):
     torch.set_num_threads(threads)
-    d = make_spect_phantoms((14, 14, 14, 8), shape=(24, 48, 48), random_state=0)
-    pipe = make_default_pipeline(random_state=0).set_params(clf__max_epochs=epochs)
+    d, pipe = tuning_cohort(0, epochs=epochs)
     tune(
         pipe,
         d.X,

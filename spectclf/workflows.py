@@ -497,9 +497,9 @@ def tune_and_save(
     )
     # the cores are divided among the local workers (benchmarks.tuning_workers:
     # n processes each taking every core as torch threads oversubscribe them)
-    threads = max(1, torch.get_num_threads() // n_workers)
-    workers = _start_workers(worker_args, n_workers, storage, threads)
     before = torch.get_num_threads()
+    threads = max(1, before // n_workers)
+    workers = _start_workers(worker_args, n_workers, storage, threads)
     torch.set_num_threads(threads)
     try:
         res = tune(estimator, data.X, data.y, data.groups, refit=False, **kwargs)

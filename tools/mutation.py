@@ -484,8 +484,8 @@ MUTATIONS = [
     (
         "tune_and_save's helper workers take every core",
         "spectclf/workflows.py",
-        "threads = max(1, torch.get_num_threads() // n_workers)",
-        "threads = torch.get_num_threads()",
+        "threads = max(1, before // n_workers)",
+        "threads = before",
         "tests/test_workflows.py -k starts_helper_workers",
     ),
 ]
